@@ -1,0 +1,1 @@
+"""The ``r1v-quant`` command line: one module per command, wired in ``app``."""

@@ -1,0 +1,1 @@
+"""Formats: the tables that define each output (GGUF names and type mixes, AWQ layout, sizes)."""

@@ -1,0 +1,1 @@
+"""Write: outputs built under temporary names, streamed tensor by tensor."""

@@ -1,0 +1,91 @@
+"""Outputs appear under their final name only when whole.
+
+Everything is written under a hidden temporary sibling (same folder, so the
+final ``rename`` is atomic on one filesystem) and renamed at the end.  If the
+run fails or is interrupted, the temporary is removed, so nothing that looks
+complete is ever left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import OutputError
+
+
+def _temp_sibling(final: Path) -> Path:
+    return final.with_name(f".{final.name}.partial-{os.getpid()}")
+
+
+def check_writable(final: Path, overwrite: bool) -> None:
+    if final.exists() and not overwrite:
+        raise OutputError(f"{final}: already exists (pass --force to replace it)")
+    parent = final.parent if str(final.parent) else Path(".")
+    for p in (parent, *parent.parents):
+        if p.exists() and not p.is_dir():
+            raise OutputError(f"{p}: is a file, cannot hold the output folder")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{parent}: cannot create output folder ({e.strerror})") from None
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"{parent}: not writable")
+
+
+def describe_os_error(e: OSError, where: Path) -> OutputError:
+    if e.errno == errno.ENOSPC:
+        return OutputError(f"{where}: disk full while writing output (nothing was kept)")
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return OutputError(f"{where}: not writable ({e.strerror})")
+    return OutputError(f"{where}: write failed ({e.strerror})")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder that becomes ``final`` when the block succeeds."""
+    final = Path(final)
+    check_writable(final, overwrite)
+    tmp = _temp_sibling(final)
+    _remove(tmp)
+    try:
+        tmp.mkdir()
+        yield tmp
+        if final.exists():
+            _remove(final)
+        os.rename(tmp, final)
+    except OSError as e:
+        _remove(tmp)
+        raise describe_os_error(e, final) from None
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_file(final: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path that becomes ``final`` when the block succeeds."""
+    final = Path(final)
+    check_writable(final, overwrite)
+    tmp = _temp_sibling(final)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except OSError as e:
+        _remove(tmp)
+        raise describe_os_error(e, final) from None
+    except BaseException:
+        _remove(tmp)
+        raise
