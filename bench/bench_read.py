@@ -25,11 +25,20 @@ from pathlib import Path
 FIXED_OVERHEAD_MB = 600  # Python + torch + rich imported, measured before the walk (printed below)
 
 
+def peak_rss_mb() -> float:
+    """VmHWM of this process image.  Not ru_maxrss: Linux carries that across fork+exec, so a child
+    started by a big parent would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def walk(model: str) -> None:
     """Child process: report RSS after imports, then walk every unit, keeping none."""
     from r1v_quant.read import open_checkpoint
 
-    base_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base_mb = peak_rss_mb()
     ckpt = open_checkpoint(model)
     largest = max(ckpt.unit_bytes(u) for u in ckpt.unit_names())
     total = 0
@@ -38,7 +47,7 @@ def walk(model: str) -> None:
         total += unit.nbytes
         del unit
     wall = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(json.dumps({"bytes": total, "wall_s": wall, "largest_unit_bytes": largest,
                       "baseline_rss_mb": base_mb, "peak_rss_mb": peak_mb}))
 
