@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -22,16 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import peak_rss_mb
+
 FIXED_OVERHEAD_MB = 600  # Python + torch + rich imported, measured before the walk (printed below)
-
-
-def peak_rss_mb() -> float:
-    """VmHWM of this process image.  Not ru_maxrss: Linux carries that across fork+exec, so a child
-    started by a big parent would report the parent's peak."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def walk(model: str) -> None:

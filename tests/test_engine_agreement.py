@@ -43,9 +43,9 @@ def make_image(width: int = 700, height: int = 420) -> Image.Image:
 
 
 def engine_logits(ckpt: Checkpoint, prepared: list) -> list[torch.Tensor]:
-    out: dict[int, torch.Tensor] = {}
-    Engine(ckpt).run(prepared, lambda i, logits: out.__setitem__(i, logits))
-    return [out[i] for i in range(len(prepared))]
+    out: dict[int, list[torch.Tensor]] = {i: [] for i in range(len(prepared))}
+    Engine(ckpt).run(prepared, lambda i, pos, logits: out[i].append(logits))
+    return [torch.cat(out[i]) for i in range(len(prepared))]
 
 
 def test_text_logits_match_transformers_qwen2(tiny_ckpt: Path) -> None:

@@ -13,7 +13,7 @@ import typer
 
 from .. import __version__
 from ..errors import R1VError
-from . import demo_cmd, inspect_cmd
+from . import demo_cmd, inspect_cmd, reference_cmd
 
 app = typer.Typer(
     name="r1v-quant",
@@ -44,6 +44,7 @@ def _global(
 
 app.command("demo-checkpoint")(demo_cmd.demo_checkpoint)
 app.command("inspect")(inspect_cmd.inspect)
+app.command("reference")(reference_cmd.reference)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,7 @@ from .vision import embed_patches, project, shuffle_tokens, vision_layer
 VISION_PREFIX = "vision_model."
 UnitTransform = Callable[[Unit], Unit]
 ProgressFn = Callable[[str], None]
+LogitsFn = Callable[[int, torch.Tensor, torch.Tensor], None]
 
 
 @dataclass
@@ -35,6 +36,7 @@ class EngineOptions:
     device: str = "cpu"
     dtype: torch.dtype = torch.float32
     vision_chunk: int = 8  # tiles per vision matmul batch
+    logit_chunk: int = 256  # positions per LM-head matmul (a chunk is chunk x vocab floats)
 
 
 class Engine:
@@ -49,13 +51,15 @@ class Engine:
         self.progress = progress or (lambda unit: None)
 
     # --- units -----------------------------------------------------------
-    def load(self, unit_name: str) -> Linears:
+    def load(self, unit_name: str, cast: bool = True) -> Linears:
+        """A unit's tensors on the device; in the compute dtype unless ``cast`` is False."""
         unit = self.ckpt.load_unit(unit_name)
         if unit_name == "llm.head" and self.cfg.llm.tie_word_embeddings:
             unit.tensors.update(self.ckpt.load_unit("llm.embed").tensors)
         if self.transform is not None:
             unit = self.transform(unit)
-        tensors = {k: v.to(self.opt.device, self.opt.dtype) for k, v in unit.tensors.items()}
+        dtype = self.opt.dtype if cast else None
+        tensors = {k: v.to(self.opt.device, dtype) for k, v in unit.tensors.items()}
         self.progress(unit_name)
         return Linears(tensors, self.hook)
 
@@ -80,11 +84,11 @@ class Engine:
         """Input embeddings [1, tokens, hidden] per sample, image slots filled with image tokens."""
         tiles = [s.pixels for s in samples if s.pixels is not None]
         image_tokens = self.encode_images(torch.cat(tiles)) if tiles else None
-        w = self.load("llm.embed")
+        w = self.load("llm.embed", cast=False)  # gather rows first: the full table in float32 is 3 GB
         table = w["language_model.model.embed_tokens.weight"]
         out, offset = [], 0
         for s in samples:
-            x = table[s.input_ids.to(self.opt.device)].clone()
+            x = table[s.input_ids.to(self.opt.device)].to(self.opt.dtype)
             n = int(s.image_mask.sum())
             if n:
                 assert image_tokens is not None
@@ -102,17 +106,25 @@ class Engine:
             del w
         return hidden
 
-    def logits(self, hidden: list[torch.Tensor], on_logits: Callable[[int, torch.Tensor], None]) -> None:
-        """Call ``on_logits(i, logits[tokens, vocab])`` per sample, one at a time (vocab-wide tensors are big)."""
+    def logits(self, hidden: list[torch.Tensor], on_logits: LogitsFn,
+               positions: Sequence[torch.Tensor] | None = None) -> None:
+        """Call ``on_logits(i, pos, logits[len(pos), vocab])`` per sample and chunk of positions.
+
+        Vocabulary-wide logits are big (152k floats a token), so only the requested positions
+        (default: all) are computed, ``logit_chunk`` at a time."""
         w = self.load("llm.head")
         for i, x in enumerate(hidden):
-            on_logits(i, lm_head(self.cfg, w, x)[0])
+            pos = positions[i] if positions is not None else torch.arange(x.shape[1])
+            for chunk in pos.split(self.opt.logit_chunk):
+                on_logits(i, chunk, lm_head(self.cfg, w, x[0, chunk.to(x.device)]))
 
     @torch.no_grad()
-    def run(self, samples: Sequence[Prepared], on_logits: Callable[[int, torch.Tensor], None]) -> None:
+    def run(self, samples: Sequence[Prepared], on_logits: LogitsFn,
+            positions: Sequence[torch.Tensor] | None = None) -> None:
         """The whole model over ``samples``."""
-        self.logits(self.decoder_layers(self.embed(samples)), on_logits)
+        self.logits(self.decoder_layers(self.embed(samples)), on_logits, positions)
 
     def units_in_run(self, with_images: bool) -> list[str]:
+        """The units a run loads, in order (for progress bars)."""
         comps = (VISION, PROJECTOR, LLM) if with_images else (LLM,)
-        return self.ckpt.unit_names(comps)
+        return [u for u in self.ckpt.unit_names(comps) if not u.endswith((".extra", "other"))]

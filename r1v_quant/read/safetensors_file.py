@@ -32,7 +32,13 @@ FLOAT_DTYPES: dict[str, tuple[torch.dtype, int]] = {
     "F16": (torch.float16, 2),
     "F32": (torch.float32, 4),
 }
-KNOWN_DTYPES = set(FLOAT_DTYPES) | {
+# Integer tensors are readable too (the tool's own outputs: AWQ packs, reference files);
+# the checkpoint reader refuses them in a source model.
+READ_DTYPES: dict[str, tuple[torch.dtype, int]] = {
+    **FLOAT_DTYPES, "I64": (torch.int64, 8), "I32": (torch.int32, 4), "I16": (torch.int16, 2),
+    "I8": (torch.int8, 1), "U8": (torch.uint8, 1),
+}
+KNOWN_DTYPES = set(READ_DTYPES) | {
     "F64", "I64", "I32", "I16", "I8", "U8", "U16", "U32", "U64", "BOOL", "F8_E4M3", "F8_E5M2",
 }
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the format's own limit
@@ -107,7 +113,7 @@ class SafetensorsFile:
             if dtype not in KNOWN_DTYPES:
                 raise self._fail(f"tensor '{name}' has unknown dtype {dtype}")
             info = TensorInfo(name, dtype, shape, data_start + begin, data_start + end)
-            if dtype in FLOAT_DTYPES and info.nbytes != info.numel * FLOAT_DTYPES[dtype][1]:
+            if dtype in READ_DTYPES and info.nbytes != info.numel * READ_DTYPES[dtype][1]:
                 raise self._fail(f"tensor '{name}' byte range does not match its shape {list(shape)}")
             if info.end > size:
                 raise self._fail(
@@ -118,9 +124,9 @@ class SafetensorsFile:
     def read(self, name: str, fd: int | None = None) -> torch.Tensor:
         """Read one tensor into fresh memory, in its stored dtype and shape."""
         info = self.tensors[name]
-        if info.dtype not in FLOAT_DTYPES:
-            raise self._fail(f"tensor '{name}' has non-float dtype {info.dtype}")
-        dtype, _ = FLOAT_DTYPES[info.dtype]
+        if info.dtype not in READ_DTYPES:
+            raise self._fail(f"tensor '{name}' has unsupported dtype {info.dtype}")
+        dtype, _ = READ_DTYPES[info.dtype]
         buf = torch.empty(info.nbytes, dtype=torch.uint8)
         view = memoryview(buf.numpy())
         own = fd is None

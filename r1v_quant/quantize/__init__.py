@@ -1,0 +1,1 @@
+"""Quantize: GGML block encoders (bit-identical to ggml) and, later, AWQ."""

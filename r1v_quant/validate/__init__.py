@@ -1,0 +1,1 @@
+"""Validate: reference logits of the source model, and artifacts measured against them."""
