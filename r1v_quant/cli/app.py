@@ -13,7 +13,7 @@ import typer
 
 from .. import __version__
 from ..errors import R1VError
-from . import demo_cmd, inspect_cmd, reference_cmd
+from . import awq_cmd, demo_cmd, inspect_cmd, reference_cmd
 
 app = typer.Typer(
     name="r1v-quant",
@@ -45,6 +45,7 @@ def _global(
 app.command("demo-checkpoint")(demo_cmd.demo_checkpoint)
 app.command("inspect")(inspect_cmd.inspect)
 app.command("reference")(reference_cmd.reference)
+app.command("awq")(awq_cmd.awq)
 
 
 def main(argv: list[str] | None = None) -> int:

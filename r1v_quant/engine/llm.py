@@ -12,13 +12,12 @@ from .ops import apply_rope, rms_norm, rope_cos_sin
 LAYER_PREFIX = "language_model.model.layers.{}."
 
 
-def decoder_layer(cfg: ModelConfig, w: Linears, x: torch.Tensor, layer: int,
-                  rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """x: [1, tokens, hidden], causal attention over the whole sequence."""
+def attention(cfg: ModelConfig, w: Linears, h: torch.Tensor, layer: int,
+              rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Self-attention block on the normed input ``h`` [1, tokens, hidden], o_proj included."""
     c = cfg.llm
     p = LAYER_PREFIX.format(layer)
-    b, n, _ = x.shape
-    h = rms_norm(x, w[p + "input_layernorm.weight"], c.rms_norm_eps)
+    b, n, _ = h.shape
     q = w(p + "self_attn.q_proj", h).view(b, n, c.num_heads, c.head_dim).transpose(1, 2)
     k = w(p + "self_attn.k_proj", h).view(b, n, c.num_kv_heads, c.head_dim).transpose(1, 2)
     v = w(p + "self_attn.v_proj", h).view(b, n, c.num_kv_heads, c.head_dim).transpose(1, 2)
@@ -27,10 +26,22 @@ def decoder_layer(cfg: ModelConfig, w: Linears, x: torch.Tensor, layer: int,
     groups = c.num_heads // c.num_kv_heads
     k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
     a = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, n, -1)
-    x = x + w(p + "self_attn.o_proj", a)
-    h = rms_norm(x, w[p + "post_attention_layernorm.weight"], c.rms_norm_eps)
-    h = w(p + "mlp.down_proj", F.silu(w(p + "mlp.gate_proj", h)) * w(p + "mlp.up_proj", h))
-    return x + h
+    return w(p + "self_attn.o_proj", a)
+
+
+def mlp(cfg: ModelConfig, w: Linears, h: torch.Tensor, layer: int) -> torch.Tensor:
+    """SwiGLU MLP block on the normed input ``h``."""
+    p = LAYER_PREFIX.format(layer)
+    return w(p + "mlp.down_proj", F.silu(w(p + "mlp.gate_proj", h)) * w(p + "mlp.up_proj", h))
+
+
+def decoder_layer(cfg: ModelConfig, w: Linears, x: torch.Tensor, layer: int,
+                  rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """x: [1, tokens, hidden], causal attention over the whole sequence."""
+    p = LAYER_PREFIX.format(layer)
+    eps = cfg.llm.rms_norm_eps
+    x = x + attention(cfg, w, rms_norm(x, w[p + "input_layernorm.weight"], eps), layer, rope)
+    return x + mlp(cfg, w, rms_norm(x, w[p + "post_attention_layernorm.weight"], eps), layer)
 
 
 def rope_for(cfg: ModelConfig, tokens: int, device: torch.device, dtype: torch.dtype
