@@ -127,3 +127,25 @@ def test_unwritable_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["demo-checkpoint", str(blocker / "sub")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and len(err.splitlines()) == 1
+
+
+def test_full_disk_is_one_line_and_leaves_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import r1v_quant.write.safetensors_writer as writer
+
+    real = writer.write_shard
+    calls = {"n": 0}
+
+    def fill_up(*args: object, **kwargs: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second shard finds the disk full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer, "write_shard", fill_up)
+    assert main(["demo-checkpoint", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"error: {tmp_path / 'm'}: disk full while writing output (nothing was kept)"
+    assert list(tmp_path.iterdir()) == []

@@ -54,18 +54,10 @@ def _remove(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(final: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder that becomes ``final`` when the block succeeds."""
-    final = Path(final)
-    check_writable(final, overwrite)
-    tmp = _temp_sibling(final)
-    _remove(tmp)
+def _removed_on_failure(tmp: Path, final: Path) -> Iterator[None]:
+    """Remove ``tmp`` if the block fails; OS errors become one-line output errors about ``final``."""
     try:
-        tmp.mkdir()
-        yield tmp
-        if final.exists():
-            _remove(final)
-        os.rename(tmp, final)
+        yield
     except OSError as e:
         _remove(tmp)
         raise describe_os_error(e, final) from None
@@ -75,17 +67,26 @@ def atomic_dir(final: str | os.PathLike[str], overwrite: bool = False) -> Iterat
 
 
 @contextlib.contextmanager
+def atomic_dir(final: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder that becomes ``final`` when the block succeeds."""
+    final = Path(final)
+    check_writable(final, overwrite)
+    tmp = _temp_sibling(final)
+    _remove(tmp)
+    with _removed_on_failure(tmp, final):
+        tmp.mkdir()
+        yield tmp
+        if final.exists():
+            _remove(final)
+        os.rename(tmp, final)
+
+
+@contextlib.contextmanager
 def atomic_file(final: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path that becomes ``final`` when the block succeeds."""
     final = Path(final)
     check_writable(final, overwrite)
     tmp = _temp_sibling(final)
-    try:
+    with _removed_on_failure(tmp, final):
         yield tmp
         os.replace(tmp, final)
-    except OSError as e:
-        _remove(tmp)
-        raise describe_os_error(e, final) from None
-    except BaseException:
-        _remove(tmp)
-        raise
