@@ -35,7 +35,7 @@ LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_att
 
 
 # --- the three quantizers, each in a child process ------------------------------------------------
-def child_ours(model: str, out: str, samples: int, seq_len: int) -> dict:
+def child_ours(model: str, out: str, samples: int, seq_len: int, propagate: str) -> dict:
     import time
 
     from r1v_quant.quantize.awq_model import AWQRunOptions, quantize_model
@@ -43,7 +43,8 @@ def child_ours(model: str, out: str, samples: int, seq_len: int) -> dict:
 
     t = time.perf_counter()
     s = quantize_model(open_checkpoint(model), Path(out), AWQRunOptions(samples=samples, seq_len=seq_len,
-                                                                         max_tiles=1), overwrite=True)
+                                                                         max_tiles=1, propagate=propagate),
+                       overwrite=True)
     return {"wall_s": time.perf_counter() - t, "peak_rss_mb": peak_rss_mb(), "tokens": s["calibration"]["tokens"],
             "image_tokens": s["calibration"]["image_tokens"]}
 
@@ -112,7 +113,8 @@ def text_calibration(model: Path, samples: int, seq_len: int, budget: int) -> li
     for s in load_samples(default_data_path("calib"))[:samples]:
         msgs = [{"role": m["role"], "content": m["content"].replace("<image>\n", "").replace("<image>", "")}
                 for m in s.messages]
-        ids += tok.apply_chat_template(msgs, tokenize=True)[:seq_len]
+        text = tok.apply_chat_template(msgs, tokenize=False)
+        ids += tok(text, add_special_tokens=False)["input_ids"][:seq_len]
     ids = ids[: max(512, budget - budget % 512)]
     return [ids[i: i + 512] for i in range(0, len(ids) - 511, 512)]
 
@@ -185,11 +187,17 @@ def evaluate(model: Path, ref_path: Path, data: Path, kind: str | None, artifact
     return out
 
 
-def run_child(*args: str) -> dict:
+def run_child(*args: str, cache: Path | None = None) -> dict:
+    """Run one quantizer in a fresh process; with ``cache``, reuse a finished run's figures."""
+    if cache is not None and cache.exists():
+        return json.loads(cache.read_text())
     proc = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True)
     if proc.returncode:
         sys.exit(f"child {args[0]} failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if cache is not None:
+        cache.write_text(json.dumps(result))
+    return result
 
 
 def main() -> None:
@@ -200,6 +208,8 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=512)
     ap.add_argument("--eval-images", type=int, default=8)
     ap.add_argument("--eval-texts", type=int, default=8)
+    ap.add_argument("--float-propagation", action="store_true",
+                    help="also run r1v-quant with --propagate float (AutoAWQ's choice)")
     args = ap.parse_args()
     from r1v_quant.calibrate.dataset import load_samples
     from r1v_quant.demo import PRESETS, build_demo_checkpoint
@@ -219,17 +229,23 @@ def main() -> None:
                                                    ReferenceOptions(max_tiles=1)))
 
     results = {"r1v-quant AWQ": run_child("ours", str(model), str(work / "ours"), str(args.calib_samples),
-                                          str(args.seq_len))}
+                                          str(args.seq_len), "quantized", cache=work / "ours.json")}
     budget = results["r1v-quant AWQ"]["tokens"]
     tokens_file = work / "calib_tokens.json"
     blocks = text_calibration(model, 10 * args.calib_samples, args.seq_len, budget)
     tokens_file.write_text(json.dumps(blocks))
     export_qwen2(model, work / "qwen2")
-    results["AutoAWQ 0.2.9"] = run_child("autoawq", str(work / "qwen2"), str(work / "autoawq"), str(tokens_file))
+    results["AutoAWQ 0.2.9"] = run_child("autoawq", str(work / "qwen2"), str(work / "autoawq"), str(tokens_file),
+                                         cache=work / "autoawq.json")
     results["AutoAWQ 0.2.9"]["tokens"] = sum(len(b) for b in blocks)
-    results["RTN"] = run_child("rtn", str(model), str(work / "rtn"))
+    results["RTN"] = run_child("rtn", str(model), str(work / "rtn"), cache=work / "rtn.json")
     dirs = {"r1v-quant AWQ": ("ours", work / "ours"), "AutoAWQ 0.2.9": ("autoawq", work / "autoawq"),
             "RTN": ("rtn", work / "rtn")}
+    if args.float_propagation:
+        results["r1v AWQ, float prop."] = run_child(
+            "ours", str(model), str(work / "ours-float"), str(args.calib_samples), str(args.seq_len), "float",
+            cache=work / "ours-float.json")
+        dirs["r1v AWQ, float prop."] = ("ours", work / "ours-float")
     base = evaluate(model, ref_path, data, None, None)
     for name, (kind, path) in dirs.items():
         results[name].update(evaluate(model, ref_path, data, kind, path))
@@ -248,7 +264,7 @@ if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
         kind, rest = sys.argv[2], sys.argv[3:]
         if kind == "ours":
-            print(json.dumps(child_ours(rest[0], rest[1], int(rest[2]), int(rest[3]))))
+            print(json.dumps(child_ours(rest[0], rest[1], int(rest[2]), int(rest[3]), rest[4])))
         elif kind == "rtn":
             print(json.dumps(child_rtn(rest[0], rest[1])))
         else:
