@@ -13,7 +13,7 @@ import typer
 
 from .. import __version__
 from ..errors import R1VError
-from . import awq_cmd, demo_cmd, inspect_cmd, reference_cmd
+from . import awq_cmd, demo_cmd, gguf_cmd, inspect_cmd, reference_cmd
 
 app = typer.Typer(
     name="r1v-quant",
@@ -46,6 +46,7 @@ app.command("demo-checkpoint")(demo_cmd.demo_checkpoint)
 app.command("inspect")(inspect_cmd.inspect)
 app.command("reference")(reference_cmd.reference)
 app.command("awq")(awq_cmd.awq)
+app.command("gguf")(gguf_cmd.gguf)
 
 
 def main(argv: list[str] | None = None) -> int:
