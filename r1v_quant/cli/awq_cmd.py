@@ -30,8 +30,9 @@ def awq(
     group_size: int = typer.Option(128, "--group-size", min=32, help="Input channels per quantization group."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
     dtype: ComputeDType = typer.Option(ComputeDType.float32, "--dtype", help="Compute dtype of forwards and searches."),
-    propagate: Propagate = typer.Option(Propagate.quantized, "--propagate",
-                                        help="Next layer's input from the quantized layer (default) or the float one."),
+    propagate: Propagate = typer.Option(Propagate.float, "--propagate",
+                                        help="Next layer's input from the float layer (default: lower KL in "
+                                             "bench/bench_awq.py) or from the quantized one."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last finished layer."),
     force: bool = typer.Option(False, "--force", help="Replace OUT if it exists."),
     as_json: bool = typer.Option(False, "--json", help="Print the run's JSON report on stdout."),

@@ -4,8 +4,9 @@ Calibration samples go through the real image path (vision tower and ``mlp1``
 spliced into the LLM input), so every layer is calibrated on the mix of image
 and text tokens the model sees.  Per layer: read the layer, search and fold the
 scales, clip, quantize, pack, save; then compute the next layer's input, from
-the quantized layer (``propagate="quantized"``: later layers learn to live with
-earlier errors) or the float one (``"float"``, as AutoAWQ does).
+the float layer (``propagate="float"``, as AutoAWQ does; the default, because it
+measured lower KL in ``bench/bench_awq.py``) or the quantized one (``"quantized"``:
+later layers are calibrated on the errors of earlier ones).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class AWQRunOptions:
     group_size: int = 128
     device: str = "cpu"
     dtype: str = "float32"  # compute dtype of the forward passes and searches
-    propagate: str = "quantized"
+    propagate: str = "float"  # measured better than "quantized" (bench/bench_awq.py, see README)
     data: str | None = None
 
 
