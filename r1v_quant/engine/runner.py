@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import torch
 
 from ..read.checkpoint import Checkpoint, Unit
-from ..read.layout import LLM, PROJECTOR, VISION
 from .linear import LinearHook, Linears
 from .llm import decoder_layer, lm_head, rope_for
 from .prompt import Prepared
@@ -123,8 +122,3 @@ class Engine:
             positions: Sequence[torch.Tensor] | None = None) -> None:
         """The whole model over ``samples``."""
         self.logits(self.decoder_layers(self.embed(samples)), on_logits, positions)
-
-    def units_in_run(self, with_images: bool) -> list[str]:
-        """The units a run loads, in order (for progress bars)."""
-        comps = (VISION, PROJECTOR, LLM) if with_images else (LLM,)
-        return [u for u in self.ckpt.unit_names(comps) if not u.endswith((".extra", "other"))]

@@ -72,9 +72,6 @@ class Checkpoint:
     def unit_bytes(self, unit: str) -> int:
         return sum(self.info(n).nbytes for n in self.units[unit])
 
-    def component_of(self, name: str) -> str:
-        return classify(name).component
-
     # --- data -----------------------------------------------------------
     def read_tensor(self, name: str) -> torch.Tensor:
         if name not in self._where:
