@@ -139,7 +139,8 @@ def quantize_model(ckpt: Checkpoint, out: Path, opt: AWQRunOptions, resume: bool
     reports = state["reports"]
     warnings = [w for r in reports for w in fp16_warnings(r)]
     summary = {
-        "tool": f"r1v-quant {__version__}", "layers": len(reports), "calibration": state.get("calibration", {}),
+        "tool": f"r1v-quant {__version__}", "source": {"fingerprint": fingerprint(ckpt)},
+        "layers": len(reports), "calibration": state.get("calibration", {}),
         "options": asdict(opt), "fp16_limit": FP16_MAX / FP16_MARGIN, "fp16_warnings": warnings,
         "max_abs_activation": max(max(max(r["max_abs_input"].values()), r["max_abs_hidden"]) for r in reports),
         "per_layer": reports,

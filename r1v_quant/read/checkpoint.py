@@ -101,7 +101,7 @@ class Checkpoint:
             yield self.load_unit(unit)
 
 
-def _shard_map(model_dir: Path) -> dict[str, str]:
+def shard_map(model_dir: Path) -> dict[str, str]:
     """tensor name -> shard file name, from the index or the single file."""
     index = model_dir / INDEX_NAME
     if index.exists():
@@ -135,7 +135,7 @@ def open_checkpoint(model_dir: str | os.PathLike[str], check_shapes: bool = True
     except PermissionError:
         raise InputError(f"{model_dir}: permission denied (cannot list the directory)") from None
     config = load_config(model_dir)
-    where = _shard_map(model_dir)
+    where = shard_map(model_dir)
 
     shards: dict[str, SafetensorsFile] = {}
     for shard_name in sorted(set(where.values())):

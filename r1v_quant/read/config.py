@@ -206,7 +206,12 @@ def load_config(model_dir: Path) -> ModelConfig:
         raise InputError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(raw, dict):
         raise InputError(f"{path}: not a JSON object")
+    return parse_config(raw, path)
 
+
+def parse_config(raw: dict[str, Any], path: Path) -> ModelConfig:
+    """Check and type a config dict (``config.json``, or one rebuilt from a GGUF file's keys);
+    ``path`` is what errors name."""
     arch = _architectures(raw)
     model_type = raw.get("model_type", "")
     if not (set(arch) & CHAT_ARCHITECTURES if arch else model_type in CHAT_MODEL_TYPES):

@@ -62,12 +62,15 @@ from gguf import (GGML_QUANT_VERSION, GGMLQuantizationType, GGUFType, GGUFWriter
                   VisionProjectorType)
 from gguf.utility import size_label as gguf_size_label
 
+from .. import __version__
 from ..errors import InputError
 from ..formats import gguf_mix
 from ..formats.gguf_mix import FILE_TYPES, MMPROJ_TYPES, llm_tensor_type, mmproj_tensor_type, tensor_bytes
 from ..formats.gguf_names import gguf_name
 from ..quantize.ggml_encoders import quantize
 from ..read.checkpoint import Checkpoint
+from ..read.fingerprint import fingerprint
+from ..read.gguf_artifact import sidecar_path
 from .atomic import atomic_file
 
 T = GGMLQuantizationType
@@ -643,13 +646,20 @@ def export_gguf(ckpt: Checkpoint, out_dir: str | Path, file_type: str = "q4_k_m"
     sets torch's intra-op threads while encoding (1 by default: the encoders run thousands of
     small element-wise ops, which extra threads slow down on a busy CPU; None leaves torch's
     setting).  ``device`` ("cuda") moves the encoding to a GPU (the encoders are written to give the
-    same bytes there; this export has been byte-checked on CPU only).  Both files become
+    same bytes there; this export has been byte-checked on CPU only).  Beside each file, a side file
+    ``<file>.r1v.json`` records the source's fingerprint and the options that change how the file
+    must be read back (``validate``), so the GGUF bytes stay exactly llama.cpp's.  Both files become
     visible only when both are complete; on any error or interrupt nothing is left behind.
     """
     plan = plan or plan_export(ckpt, out_dir, file_type, mmproj_type, name, mmproj, allow_v1, llm)
     with contextlib.ExitStack() as stack, _torch_threads(threads):
         # enter every output first: an existing file or unwritable folder fails before any work
         temps = [stack.enter_context(atomic_file(p.path, overwrite)) for p in plan.files]
-        for p, tmp in zip(plan.files, temps):
+        sides = [stack.enter_context(atomic_file(sidecar_path(p.path), overwrite)) for p in plan.files]
+        source = {"fingerprint": fingerprint(ckpt)}
+        for p, tmp, side in zip(plan.files, temps, sides):
             _write(ckpt, p, tmp, plan.name, progress, device, roll_position_embd)
+            record = {"tool": f"r1v-quant {__version__}", "source": source, "kind": p.kind, "type": p.type_name,
+                      "options": {"roll_position_embd": roll_position_embd and p.kind != LLM}}
+            side.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return plan.llm.path if plan.llm else None, plan.mmproj.path if plan.mmproj else None

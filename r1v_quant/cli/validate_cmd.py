@@ -1,0 +1,113 @@
+"""``r1v-quant validate``: an artifact against the BF16 reference, with a gate for CI."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from ..validate.run import FIGURES, ValidateOptions, ValidationReport, Thresholds, validate_artifact
+from .console import err, out, print_json
+
+HELP = """\
+Run the reference's prompts through ARTIFACT and compare its next-token distributions with
+the BF16 model's (the .r1vref file from `r1v-quant reference`), image and text prompts apart:
+mean and 99th-percentile KL divergence, top-1 agreement, share of positions where the
+reference's top token is outside the artifact's top 5, and the perplexity of the reference
+answers (artifact / reference).
+
+\b
+ARTIFACT: an AWQ folder (from `r1v-quant awq`), a GGUF language-model file (its mmproj is
+  found beside it, or pass --mmproj), or a plain BF16/F16 checkpoint folder.
+--runtime engine     this tool's forward engine on the artifact's own stored weights
+                     (AWQ unpacked, GGUF dequantized; nothing from the source checkpoint)
+--runtime llama.cpp  llama.cpp itself (GGUF only; needs r1v-quant[llama])
+
+\b
+Exit status: 0 all thresholds hold, 1 one fails (the table marks it), 2 unusable input
+(missing tensors, NaN/Inf weights, a reference from another model).  The default
+thresholds suit real 38B-class models; random demo checkpoints need looser ones.
+"""
+
+
+class Runtime(str, Enum):
+    engine = "engine"
+    llama_cpp = "llama.cpp"
+
+
+class ComputeDType(str, Enum):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+
+
+def _report_table(report: ValidationReport) -> Table:
+    failed = {(c["group"], c["metric"]) for c in report.failures()}
+    table = Table(title=f"{report.kind} artifact, runtime {report.runtime}")
+    table.add_column("prompts")
+    for _, title, _ in FIGURES:
+        table.add_column(title, justify="right")
+    for group, g in report.groups.items():
+        cells = []
+        for key, _, fmt in FIGURES:
+            text = fmt.format(g[key])
+            cells.append(f"[red]{text} FAIL[/red]" if (group, key) in failed else text)
+        table.add_row(group, *cells)
+    return table
+
+
+def _per_layer_table(per_layer: dict) -> Table:
+    table = Table(title="per decoder layer: relative weight error of each linear, relative output error")
+    projections = per_layer["projections"]
+    table.add_column("layer", justify="right")
+    for p in projections:
+        table.add_column(p, justify="right")
+    table.add_column("output", justify="right")
+    for row in per_layer["layers"]:
+        table.add_row(str(row["layer"]), *(f"{row['weight_error'][p]:.4f}" for p in projections),
+                      f"{row['output_error']:.4f}")
+    return table
+
+
+def validate(
+    artifact: Path = typer.Argument(..., help="AWQ folder, GGUF language-model file, or BF16 checkpoint folder."),
+    reference: Path = typer.Option(..., "--reference", "-r", help="Reference file (.r1vref) of the source model."),
+    runtime: Runtime = typer.Option(Runtime.engine, "--runtime", help="engine (default) or llama.cpp (GGUF only)."),
+    mmproj: Path = typer.Option(None, "--mmproj", help="GGUF vision file (default: the mmproj-*.gguf beside ARTIFACT)."),
+    data: Path = typer.Option(None, "--data", help="Eval data the reference was made from (default: the shipped set)."),
+    device: str = typer.Option("cpu", "--device", help="Engine device: cpu, cuda, cuda:1, ..."),
+    dtype: ComputeDType = typer.Option(ComputeDType.float32, "--dtype", help="Engine compute dtype."),
+    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads (default: all)."),
+    max_kl: float = typer.Option(Thresholds.max_kl, "--max-kl", help="Fail when mean KL exceeds this."),
+    min_top1: float = typer.Option(Thresholds.min_top1, "--min-top1", help="Fail when top-1 agreement is below this."),
+    max_ppl_ratio: float = typer.Option(Thresholds.max_ppl_ratio, "--max-ppl-ratio",
+                                        help="Fail when answer perplexity / reference's exceeds this."),
+    per_layer: bool = typer.Option(False, "--per-layer", help="Also diagnose each decoder layer (needs --source)."),
+    source: Path = typer.Option(None, "--source", help="The BF16 checkpoint the artifact was made from (--per-layer)."),
+    plot: Path = typer.Option(None, "--plot", help="PNG for --per-layer (default: ./<ARTIFACT name>-per-layer.png)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON on stdout."),
+) -> None:
+    opt = ValidateOptions(runtime=runtime.value, mmproj=mmproj, data=data, device=device, dtype=dtype.value,
+                          threads=threads, thresholds=Thresholds(max_kl, min_top1, max_ppl_ratio),
+                          per_layer=per_layer, source=source, plot=plot or (Path(f"{artifact.name}-per-layer.png") if per_layer else None))
+    with err.status("validating") as status:
+        report = validate_artifact(artifact, reference, opt, progress=lambda msg: status.update(f"validating: {msg}"))
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        out.print(_report_table(report))
+        if "per_layer" in report.info:
+            out.print(_per_layer_table(report.info["per_layer"]))
+            out.print(f"plot: {report.info['per_layer']['plot']}")
+        if not report.info["fingerprint_checked"]:
+            err.print("warning: the artifact records no source fingerprint; the reference was matched by "
+                      "vocabulary, tiles and image slots only")
+        for c in report.failures():
+            err.print(f"FAIL {c['group']} {c['metric']} = {c['value']:.4f} (limit {c['op']} {c['limit']})")
+        err.print("PASS" if report.passed else "FAILED")
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+validate.__doc__ = HELP
