@@ -13,7 +13,7 @@ import typer
 
 from .. import __version__
 from ..errors import R1VError
-from . import awq_cmd, demo_cmd, gguf_cmd, inspect_cmd, reference_cmd
+from . import awq_cmd, demo_cmd, gguf_cmd, inspect_cmd, reference_cmd, release_cmd, validate_cmd
 
 app = typer.Typer(
     name="r1v-quant",
@@ -47,11 +47,16 @@ app.command("inspect")(inspect_cmd.inspect)
 app.command("reference")(reference_cmd.reference)
 app.command("awq")(awq_cmd.awq)
 app.command("gguf")(gguf_cmd.gguf)
+app.command("release")(release_cmd.release)
+app.command("verify")(release_cmd.verify)
+app.command("validate")(validate_cmd.validate)
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
+        if isinstance(rc, int):  # click returns (not raises) typer.Exit's code when not standalone
+            return rc
     except R1VError as e:
         if _state["debug"]:
             raise
