@@ -19,16 +19,17 @@ reference's top token is outside the artifact's top 5, and the perplexity of the
 answers (artifact / reference).
 
 \b
-ARTIFACT: an AWQ folder (from `r1v-quant awq`), a GGUF language-model file (its mmproj is
-  found beside it, or pass --mmproj), or a plain BF16/F16 checkpoint folder.
---runtime engine     this tool's forward engine on the artifact's own stored weights
-                     (AWQ unpacked, GGUF dequantized; nothing from the source checkpoint)
---runtime llama.cpp  llama.cpp itself (GGUF only; needs r1v-quant[llama])
+ARTIFACT: an AWQ folder (from `r1v-quant awq`), a GGUF language-model
+file (its mmproj beside it, or --mmproj), or a BF16/F16 checkpoint.
+--runtime engine: the forward engine on the artifact's own weights
+  (AWQ unpacked, GGUF dequantized; nothing from the source model).
+--runtime llama.cpp: llama.cpp itself (GGUF only; needs the llama extra).
 
 \b
-Exit status: 0 all thresholds hold, 1 one fails (the table marks it), 2 unusable input
-(missing tensors, NaN/Inf weights, a reference from another model).  The default
-thresholds suit real 38B-class models; random demo checkpoints need looser ones.
+Exit status: 0 all thresholds hold, 1 one fails (the table marks it),
+2 unusable input (missing tensors, NaN/Inf weights, a reference from
+another model).  Default thresholds suit real 38B-class models; the
+random demo checkpoints need looser ones.
 """
 
 
