@@ -1,9 +1,10 @@
 """GGUF export against llama.cpp itself.
 
 (a) Same files as llama.cpp's own pipeline: ``convert_hf_to_gguf.py`` (with and without
-    ``--mmproj``, ``--outtype f16`` / ``q8_0``) and, for Q4_K_M, ``llama_model_quantize`` on
-    its F16 file.  Tensor names, shapes, types, order and bytes are compared, and the metadata
-    key by key; the only difference is the documented one (``JUSTIFIED_DIFFERENCES``).
+    ``--mmproj``, ``--outtype f16`` / ``q8_0``) and, for Q4_K_M, Q5_K_M, Q6_K, Q4_0, Q4_1,
+    Q5_0 and Q5_1, ``llama_model_quantize`` on its F16 file.  Tensor names, shapes, types,
+    order and bytes are compared, and the metadata key by key; the only difference is the
+    documented one (``JUSTIFIED_DIFFERENCES``).
 (b) llama.cpp (``llama_cpp.Llama``) runs the language-model files; its logits are compared
     with our engine run on the file's dequantized weights.
 (c) llama.cpp's ``mtmd`` encodes an image with the mmproj file; per-tile cosine similarity
@@ -17,6 +18,7 @@ with ``pip download`` into the pytest cache.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import dataclasses
 import json
@@ -38,6 +40,7 @@ from r1v_quant.demo import PRESETS, build_demo_checkpoint
 from r1v_quant.engine import Engine, PromptBuilder
 from r1v_quant.engine.image import preprocess
 from r1v_quant.errors import InputError, OutputError
+from r1v_quant.formats.gguf_mix import FILE_TYPES
 from r1v_quant.read import Checkpoint, open_checkpoint
 from r1v_quant.write.gguf_export import export_gguf, plan_export
 
@@ -256,11 +259,19 @@ def test_q4_k_m_same_bytes_as_llama_quantize(our_files: dict[str, Path], referen
     assert [types[f"blk.{i}.attn_v.weight"] for i in range(3)] == ["Q4_K", "Q4_K", "Q6_K"]
     assert [types[f"blk.{i}.ffn_down.weight"] for i in range(3)] == ["Q5_0", "Q5_0", "Q8_0"]
     assert types["blk.0.attn_norm.weight"] == "F32" and types["blk.0.attn_q.bias"] == "F32"
+    assert_same_as_llama_quantize(our_files["llm-q4_k_m"], reference_files["llm-q4_k_m"], tiny_ckpt, "q4_k_m")
+
+
+def assert_same_as_llama_quantize(ours_path: Path, ref_path: Path, model: Path, file_type: str) -> None:
+    """``assert_same_file`` for llama-quantize run on the converter's F16 file, which explains a
+    difference where there is one: we encode from BF16 directly, llama.cpp's route rounds to F16
+    first, so blocks may differ only where they hold a BF16 value F16 cannot represent (F16
+    subnormals below 2**-14, or above 65504; none changes in the tiny checkpoint)."""
+    ours, ref = read_gguf(ours_path), read_gguf(ref_path)
+    assert ours.infos == ref.infos
     if ours.data() != ref.data():
-        # We encode from BF16 directly, llama.cpp's route rounds to F16 first: blocks may differ
-        # only where they hold a BF16 value F16 cannot represent (none changes in this checkpoint).
-        ckpt = open_checkpoint(tiny_ckpt)
-        source = {t.gguf_name: t.source for t in plan_export(ckpt, ".", "q4_k_m", mmproj=False).llm.tensors}
+        ckpt = open_checkpoint(model)
+        source = {t.gguf_name: t.source for t in plan_export(ckpt, ".", file_type, mmproj=False).llm.tensors}
         for name, *_ in ours.infos:
             (a, qtype, _), (b, _, _) = ours.tensor(name), ref.tensor(name)
             block, size = gguf.GGML_QUANT_SIZES[qtype]
@@ -268,7 +279,38 @@ def test_q4_k_m_same_bytes_as_llama_quantize(our_files: dict[str, Path], referen
             src = ckpt.read_tensor(source[name]).float().reshape(-1, block)[bad]
             assert bool((src.half().float() != src).any(-1).all()), f"{name}: blocks differ beyond F16 rounding"
         pytest.fail("data differs from llama-quantize's only in F16-rounded blocks (update this test)")
-    assert_same_file(our_files["llm-q4_k_m"], reference_files["llm-q4_k_m"])
+    assert_same_file(ours_path, ref_path)
+
+
+# The other mixes llama-quantize makes, each with the ggml types of the tiny checkpoint's 39 tensors
+# (16 norms and biases F32; output.weight Q6_K; 640-wide ffn_down rows are not whole 256-blocks, so
+# the K-quants fall back: Q5_K -> Q5_1, Q6_K -> Q8_0; use_more_bits gives layer 2's attn_v and
+# ffn_down Q6_K in q5_k_m).  Like Q4_K_M above, the reference is llama-quantize on the converter's
+# F16 file, llama.cpp's usual route; on its BF16 file every one of these is identical as well.
+MORE_QUANTIZED_MIXES = {
+    "q5_k_m": {"F32": 16, "Q5_K": 18, "Q5_1": 2, "Q6_K": 2, "Q8_0": 1},
+    "q6_k": {"F32": 16, "Q6_K": 20, "Q8_0": 3},
+    "q4_0": {"F32": 16, "Q4_0": 22, "Q6_K": 1},
+    "q4_1": {"F32": 16, "Q4_1": 22, "Q6_K": 1},
+    "q5_0": {"F32": 16, "Q5_0": 22, "Q6_K": 1},
+    "q5_1": {"F32": 16, "Q5_1": 22, "Q6_K": 1},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("file_type", list(MORE_QUANTIZED_MIXES))
+def test_quantized_mix_same_bytes_as_llama_quantize(file_type: str, tiny_ckpt: Path,
+                                                    reference_files: dict[str, Path], tmp_path: Path) -> None:
+    import llama_cpp
+
+    ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{file_type.upper()}")  # q5_k_m 17, q6_k 18, q4_0 2, ...
+    assert ftype == int(FILE_TYPES[file_type].llama_ftype)
+    ref = llama_quantize(reference_files["llm-f16"], tmp_path / f"ref-{file_type}.gguf", ftype)
+    name = read_gguf(reference_files["llm-f16"]).metadata["general.name"][1]  # the converter's guess
+    ours, _ = export_gguf(open_checkpoint(tiny_ckpt), tmp_path / "ours", file_type, name=name, mmproj=False)
+    types = collections.Counter(t for _, _, t in read_gguf(ours).infos)
+    assert types == MORE_QUANTIZED_MIXES[file_type]
+    assert_same_as_llama_quantize(ours, ref, tiny_ckpt, file_type)
 
 
 @pytest.mark.slow
