@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from r1v_quant.calibrate.dataset import default_data_path, load_samples
+from r1v_quant.calibrate.dataset import load_samples
 from r1v_quant.cli.app import main
 from r1v_quant.engine import Engine
 from r1v_quant.read import Unit, open_checkpoint
@@ -17,18 +17,13 @@ from r1v_quant.validate.metrics import kl_estimate, kl_full
 from r1v_quant.validate.reference import ReferenceOptions, compute_reference, prepare_samples, scored_positions
 from r1v_quant.validate.reference_file import load_reference, save_reference
 
+from eval_subsets import write_eval_subset
+
 
 @pytest.fixture(scope="module")
 def small_eval(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three image and two text samples of the shipped eval set, image paths made absolute."""
-    src = default_data_path("eval")
-    lines = [json.loads(x) for x in src.read_text().splitlines() if x.strip()]
-    picked = [x for x in lines if x["images"]][:3] + [x for x in lines if not x["images"]][:2]
-    for x in picked:
-        x["images"] = [str(src.parent / p) for p in x["images"]]
-    out = tmp_path_factory.mktemp("data") / "small.jsonl"
-    out.write_text("".join(json.dumps(x) + "\n" for x in picked))
-    return out
+    return write_eval_subset(tmp_path_factory.mktemp("data") / "small.jsonl", 3, 2)
 
 
 @pytest.fixture(scope="module")

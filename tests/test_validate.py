@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from r1v_quant.calibrate.dataset import default_data_path, load_samples
+from r1v_quant.calibrate.dataset import load_samples
 from r1v_quant.cli.app import main
 from r1v_quant.quantize.awq_model import AWQRunOptions, quantize_model
 from r1v_quant.read import open_checkpoint
@@ -25,19 +25,14 @@ from r1v_quant.validate.reference_file import save_reference
 from r1v_quant.validate.run import Thresholds, ValidateOptions, validate_artifact
 from r1v_quant.write.gguf_export import export_gguf
 
+from eval_subsets import write_eval_subset
+
 LOOSE = ["--max-kl", "1000", "--min-top1", "0", "--max-ppl-ratio", "1e9"]
 
 
 @pytest.fixture(scope="module")
 def eval_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    src = default_data_path("eval")
-    rows = [json.loads(x) for x in src.read_text().splitlines() if x.strip()]
-    picked = [r for r in rows if r["images"]][:2] + [r for r in rows if not r["images"]][:2]
-    for r in picked:
-        r["images"] = [str(src.parent / p) for p in r["images"]]
-    out = tmp_path_factory.mktemp("data") / "eval4.jsonl"
-    out.write_text("".join(json.dumps(r) + "\n" for r in picked))
-    return out
+    return write_eval_subset(tmp_path_factory.mktemp("data") / "eval4.jsonl", 2, 2)
 
 
 @pytest.fixture(scope="module")
