@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import resource
 from pathlib import Path
 
@@ -18,12 +17,6 @@ def peak_rss_mb() -> float:
 
 def eval_subset(out: Path, images: int, texts: int) -> Path:
     """The first ``images`` image samples and ``texts`` text samples of the shipped eval set."""
-    from r1v_quant.calibrate.dataset import default_data_path
+    from r1v_quant.calibrate.dataset import write_eval_subset
 
-    src = default_data_path("eval")
-    rows = [json.loads(x) for x in src.read_text().splitlines() if x.strip()]
-    picked = [r for r in rows if r["images"]][:images] + [r for r in rows if not r["images"]][:texts]
-    for r in picked:
-        r["images"] = [str(src.parent / p) for p in r["images"]]
-    out.write_text("".join(json.dumps(r) + "\n" for r in picked))
-    return out
+    return write_eval_subset(out, images, texts)

@@ -9,15 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from r1v_quant.calibrate.dataset import load_samples
+from r1v_quant.calibrate.dataset import load_samples, write_eval_subset
 from r1v_quant.cli.app import main
 from r1v_quant.engine import Engine
 from r1v_quant.read import Unit, open_checkpoint
 from r1v_quant.validate.metrics import kl_estimate, kl_full
 from r1v_quant.validate.reference import ReferenceOptions, compute_reference, prepare_samples, scored_positions
 from r1v_quant.validate.reference_file import load_reference, save_reference
-
-from eval_subsets import write_eval_subset
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from r1v_quant.calibrate.dataset import load_samples
+from r1v_quant.calibrate.dataset import load_samples, write_eval_subset
 from r1v_quant.cli.app import main
 from r1v_quant.quantize.awq_model import AWQRunOptions, quantize_model
 from r1v_quant.read import open_checkpoint
@@ -24,8 +24,6 @@ from r1v_quant.validate.reference import ReferenceOptions, compute_reference
 from r1v_quant.validate.reference_file import save_reference
 from r1v_quant.validate.run import Thresholds, ValidateOptions, validate_artifact
 from r1v_quant.write.gguf_export import export_gguf
-
-from eval_subsets import write_eval_subset
 
 LOOSE = ["--max-kl", "1000", "--min-top1", "0", "--max-ppl-ratio", "1e9"]
 
@@ -51,12 +49,16 @@ def awq_dir(tiny_ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def gguf_q8(tiny_ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    llm, _ = export_gguf(open_checkpoint(tiny_ckpt), tmp_path_factory.mktemp("gguf"), "q8_0", "f16",
-                         roll_position_embd=True)
+def export_llm_and_mmproj(tiny_ckpt: Path, folder: Path, file_type: str) -> Path:
+    """A GGUF pair with an F16 mmproj whose position table is rolled for llama.cpp's graph."""
+    llm, _ = export_gguf(open_checkpoint(tiny_ckpt), folder, file_type, "f16", roll_position_embd=True)
     assert llm is not None
     return llm
+
+
+@pytest.fixture(scope="module")
+def gguf_q8(tiny_ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_llm_and_mmproj(tiny_ckpt, tmp_path_factory.mktemp("gguf"), "q8_0")
 
 
 def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -280,10 +282,7 @@ def test_per_layer_weight_error_ignores_awq_scale_folding(tiny_ckpt: Path) -> No
 # --------------------------------------------------------------------------- the two runtimes
 @pytest.fixture(scope="module")
 def gguf_f16(tiny_ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    llm, _ = export_gguf(open_checkpoint(tiny_ckpt), tmp_path_factory.mktemp("gguf16"), "f16", "f16",
-                         roll_position_embd=True)
-    assert llm is not None
-    return llm
+    return export_llm_and_mmproj(tiny_ckpt, tmp_path_factory.mktemp("gguf16"), "f16")
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from enum import Enum
 from pathlib import Path
 
@@ -47,10 +46,6 @@ Each file is written in one streamed pass, one tensor in memory at a time.
 A ps_version v1 checkpoint's mmproj is refused unless --allow-v1: llama.cpp knows only
 the v2 pixel-shuffle order, so its images would arrive transposed.
 """
-
-
-def _type_counts(plan: FilePlan) -> dict[str, int]:
-    return dict(sorted(Counter(t.qtype.name for t in plan.tensors).items()))
 
 
 def _fallbacks(plan: FilePlan) -> list[dict]:
@@ -110,7 +105,7 @@ def gguf(
         "roll_pos_embd": roll_pos_embd,
         "files": [{
             "kind": p.kind, "path": str(p.path), "type": p.type_name, "bytes": p.path.stat().st_size,
-            "tensors": len(p.tensors), "params": p.params, "ggml_types": _type_counts(p), "fallbacks": _fallbacks(p),
+            "tensors": len(p.tensors), "params": p.params, "ggml_types": p.type_counts(), "fallbacks": _fallbacks(p),
         } for p in plan.files],
         "notes": notes,
     }

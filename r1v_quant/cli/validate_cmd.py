@@ -10,6 +10,7 @@ from rich.table import Table
 
 from ..validate.run import FIGURES, ValidateOptions, ValidationReport, Thresholds, validate_artifact
 from .console import err, out, print_json
+from .reference_cmd import ComputeDType
 
 HELP = """\
 Run the reference's prompts through ARTIFACT and compare its next-token distributions with
@@ -36,11 +37,6 @@ random demo checkpoints need looser ones.
 class Runtime(str, Enum):
     engine = "engine"
     llama_cpp = "llama.cpp"
-
-
-class ComputeDType(str, Enum):
-    float32 = "float32"
-    bfloat16 = "bfloat16"
 
 
 def _report_table(report: ValidationReport) -> Table:

@@ -240,15 +240,12 @@ class _Run:
         # the file and what the exporter writes beside it (``<stem>.r1v.json``: provenance for validate)
         stem = fp.path.name.removesuffix(".gguf") + "."
         written = sorted(p for p in fp.path.parent.iterdir() if p.is_file() and p.name.startswith(stem))
-        counts: dict[str, int] = {}
-        for t in fp.tensors:
-            counts[t.qtype.name] = counts.get(t.qtype.name, 0) + 1
         fallbacks = [{"tensor": t.gguf_name, "wanted": t.wanted.name, "got": t.qtype.name} for t in fp.tensors
                      if t.fell_back]
         return {"files": {f"{self.plan.gguf_dir}/{p.name}": {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
                           for p in written},
                 "build": {"type": fp.type_name, "tensors": len(fp.tensors), "params": fp.params,
-                          "ggml_types": dict(sorted(counts.items())), "fallbacks": fallbacks}}
+                          "ggml_types": fp.type_counts(), "fallbacks": fallbacks}}
 
     def gguf_validate(self, t: str) -> dict[str, Any]:
         a = next(a for a in self.plan.artifacts if a.type == t)

@@ -51,6 +51,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +124,10 @@ class FilePlan:
     @property
     def params(self) -> int:
         return sum(math.prod(t.shape) for t in self.tensors)
+
+    def type_counts(self) -> dict[str, int]:
+        """How many tensors of each ggml type, by type name."""
+        return dict(sorted(Counter(t.qtype.name for t in self.tensors).items()))
 
 
 def converter_order(ckpt: Checkpoint) -> Iterator[str]:
