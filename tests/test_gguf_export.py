@@ -213,12 +213,16 @@ def assert_same_file(ours_path: Path, ref_path: Path, expected_diff: dict[str, l
 # --------------------------------------------------------------------------- (a) same files as llama.cpp
 
 
+# every --outtype llama.cpp's converter writes itself, for the language model and the mmproj alike
+CONVERTER_TYPES = ("f32", "f16", "bf16", "q8_0")
+
+
 @pytest.fixture(scope="module")
 def reference_files(tiny_ckpt: Path, llama_sdist: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     pytest.importorskip("llama_cpp")
     d = tmp_path_factory.mktemp("llama-cpp-reference")
     ref = {}
-    for outtype in ("f16", "q8_0"):
+    for outtype in CONVERTER_TYPES:
         ref[f"llm-{outtype}"] = convert(llama_sdist, tiny_ckpt, d / f"llm-{outtype}.gguf", outtype, mmproj=False)
         ref[f"mmproj-{outtype}"] = convert(llama_sdist, tiny_ckpt, d / f"mmproj-{outtype}.gguf", outtype, mmproj=True)
     ref["llm-q4_k_m"] = llama_quantize(ref["llm-f16"], d / "llm-q4_k_m.gguf", int(gguf.LlamaFileType.MOSTLY_Q4_K_M))
@@ -232,7 +236,7 @@ def our_files(tiny_ckpt: Path, reference_files: dict[str, Path], tmp_path_factor
     name = read_gguf(reference_files["llm-f16"]).metadata["general.name"][1]  # the converter's guess
     d = tmp_path_factory.mktemp("ours")
     files = {}
-    for file_type, mm in (("f16", "f16"), ("q8_0", "q8_0"), ("q4_k_m", None)):
+    for file_type, mm in [(t, t) for t in CONVERTER_TYPES] + [("q4_k_m", None)]:
         llm, mmproj = export_gguf(ckpt, d, file_type, mm or "f16", name=name, mmproj=mm is not None)
         files[f"llm-{file_type}"] = llm
         if mmproj is not None:
@@ -241,7 +245,7 @@ def our_files(tiny_ckpt: Path, reference_files: dict[str, Path], tmp_path_factor
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key", ["llm-f16", "mmproj-f16", "llm-q8_0", "mmproj-q8_0"])
+@pytest.mark.parametrize("key", [f"{kind}-{t}" for t in CONVERTER_TYPES for kind in ("llm", "mmproj")])
 def test_same_bytes_as_llama_cpp_converter(key: str, our_files: dict[str, Path],
                                            reference_files: dict[str, Path]) -> None:
     assert_same_file(our_files[key], reference_files[key])

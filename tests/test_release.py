@@ -18,6 +18,7 @@ from r1v_quant.calibrate.dataset import data_hash, default_data_path, load_sampl
 from r1v_quant.cli.app import main
 from r1v_quant.read import open_checkpoint
 from r1v_quant.read.fingerprint import fingerprint
+from r1v_quant.read.gguf_artifact import sidecar_path
 from r1v_quant.release import plan as release_plan
 from r1v_quant.release.eval_data import select, write_eval_data
 from r1v_quant.release.manifest import sha256_file
@@ -75,6 +76,10 @@ def test_manifest_lists_every_file_with_its_hash_and_the_provenance(release_a, t
     assert m["data"]["eval"]["sha256"] == data_hash(out / "eval" / "eval.jsonl")
     assert load_reference(out / "reference.r1vref").meta["data"]["sha256"] == m["data"]["eval"]["sha256"]
     assert m["options"]["gguf"] == ["q8_0", "q4_k_m"] and m["options"]["max_kl"] == 100.0
+    # a release is for llama.cpp: its mmproj position table is rolled for llama.cpp's InternVL graph by default
+    assert m["options"]["roll_pos_embd"] is True
+    side = json.loads(sidecar_path(out / "tiny-GGUF" / "mmproj-tiny-F16.gguf").read_text())
+    assert side["options"]["roll_position_embd"] is True
     assert m["tool"].startswith("r1v-quant ") and m["release_key"]
     text = (out / "manifest.json").read_text()
     assert str(out) not in text and str(tiny_ckpt) not in text  # no local paths in the bytes

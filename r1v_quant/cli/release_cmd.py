@@ -79,7 +79,11 @@ def release(
                                                   "(e.g. q4_k_m,q5_k_m,q8_0); one shared mmproj."),
     mmproj_type: MmprojType = typer.Option("f16", "--mmproj-type", case_sensitive=False, help="Type of the mmproj."),
     name: str = typer.Option(None, "--name", help="Artifact name (default: the checkpoint folder's name)."),
-    roll_pos_embd: bool = typer.Option(False, "--roll-pos-embd", help="See `r1v-quant gguf --help`."),
+    roll_pos_embd: bool = typer.Option(
+        True, "--roll-pos-embd/--no-roll-pos-embd",
+        help="Store the mmproj's position table rolled for llama.cpp's InternVL graph, which applies it off by "
+             "one (default: the release is for llama.cpp); --no-roll-pos-embd keeps the converter's bytes. "
+             "See `r1v-quant gguf --help`."),
     data: Path = typer.Option(None, "--data", help="Eval JSONL for reference and validation (default: shipped)."),
     eval_samples: int = typer.Option(None, "--eval-samples", min=1,
                                      help="Use N eval samples: the first N/2 with images and N/2 without."),

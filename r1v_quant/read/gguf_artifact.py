@@ -14,7 +14,7 @@ tensors do, the LM head is tied when there is no ``output.weight``.  Tiling is
 InternVL's: dynamic with a thumbnail, tile limits from ``clip.vision.preproc_*_tiles``.
 
 A file exported with ``--roll-pos-embd`` stores the position table rolled for
-llama.cpp's graph; its side file (``<file>.r1v.json``, written by ``r1v-quant gguf``)
+llama.cpp's graph; its side file (``<name>.r1v.json``, written by ``r1v-quant gguf``)
 says so and the table is rolled back here.  Without a side file the table is taken
 as stored (the converter's order).
 """

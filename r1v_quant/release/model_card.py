@@ -11,10 +11,10 @@ from typing import Any
 
 from ..formats.sizes import GB, RUNTIME_OVERHEAD_BYTES
 
-MEMORY_CONTEXTS = (4096, 8192, 32768)
+MEMORY_CONTEXTS = (4096, 8192, 32768)  # tokens of fp16 KV cache in the memory table
 # validation figures shown per prompt kind: (key in the report's groups, column title)
 CARD_FIGURES = [("positions", "positions"), ("kl_mean", "mean KL"), ("kl_p99", "p99 KL"), ("top1", "top-1"),
-                ("top5_miss", "top-5 miss"), ("ppl_ratio", "PPL ratio")]  # tokens of fp16 KV cache in the memory table
+                ("top5_miss", "top-5 miss"), ("ppl_ratio", "PPL ratio")]
 
 # How to run each kind: (runtime, what to say, command template).  {dir}, {llm}, {mmproj}, {name}, {tag}
 # are filled in; commands are the runtimes' documented usage, not runs made by this tool.
@@ -160,5 +160,5 @@ def render(common: dict[str, Any], entries: list[tuple[str, dict[str, Any]]],
     lines += ["## Files", "", "| file | size | sha256 |", "|---|---|---|"]
     for f in sorted(files):
         lines.append(f"| `{f.split('/', 1)[1]}` | {files[f]['bytes']:,} | `{files[f]['sha256']}` |")
-    lines += ["", f"Check them with `r1v-quant verify` on the release folder (`manifest.json`).", ""]
+    lines += ["", "Check them with `r1v-quant verify` on the release folder (`manifest.json`).", ""]
     return "\n".join(lines)

@@ -40,7 +40,9 @@ class ReleaseOptions:
     gguf: tuple[str, ...] = ()  # llama.cpp file types, in the order asked
     mmproj_type: str = "f16"
     name: str | None = None  # default: the checkpoint folder's name
-    roll_pos_embd: bool = False
+    # A release's GGUF pair is for llama.cpp, whose InternVL graph (0c1e57098) applies the position rows
+    # off by one: rolled, its image embeddings are right there (see write/gguf_export.py).
+    roll_pos_embd: bool = True
     eval_data: Path | None = None  # default: the shipped eval set
     eval_samples: int | None = None  # first half images, second half text; None: all
     max_tiles: int | None = None  # tiles per image for reference and validation

@@ -652,7 +652,7 @@ def export_gguf(ckpt: Checkpoint, out_dir: str | Path, file_type: str = "q4_k_m"
     small element-wise ops, which extra threads slow down on a busy CPU; None leaves torch's
     setting).  ``device`` ("cuda") moves the encoding to a GPU (the encoders are written to give the
     same bytes there; this export has been byte-checked on CPU only).  Beside each file, a side file
-    ``<file>.r1v.json`` records the source's fingerprint and the options that change how the file
+    ``<name>.r1v.json`` records the source's fingerprint and the options that change how the file
     must be read back (``validate``), so the GGUF bytes stay exactly llama.cpp's.  Both files become
     visible only when both are complete; on any error or interrupt nothing is left behind.
     """
