@@ -9,7 +9,9 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-out = Console()  # results (tables); stdout
+# results (tables) on stdout; when that is a log or a pipe rather than a terminal, rich would assume 80
+# columns and cut wide tables' figures, so it gets room for them
+out = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True)  # progress bars, warnings
 
 

@@ -6,6 +6,7 @@ from enum import Enum
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.table import Table
 
 from ..validate.run import FIGURES, ValidateOptions, ValidationReport, Thresholds, validate_artifact
@@ -55,11 +56,13 @@ def _report_table(report: ValidationReport) -> Table:
 
 
 def _per_layer_table(per_layer: dict) -> Table:
-    table = Table(title="per decoder layer: relative weight error of each linear, relative output error")
+    # no vertical rules and no "_proj" suffix: nine columns of figures fit an 80-column terminal
+    table = Table(title="per decoder layer: weight error of each *_proj linear, output error (relative)",
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     projections = per_layer["projections"]
     table.add_column("layer", justify="right")
     for p in projections:
-        table.add_column(p, justify="right")
+        table.add_column(p.removesuffix("_proj"), justify="right")
     table.add_column("output", justify="right")
     for row in per_layer["layers"]:
         table.add_row(str(row["layer"]), *(f"{row['weight_error'][p]:.4f}" for p in projections),
