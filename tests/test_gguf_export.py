@@ -23,6 +23,7 @@ import ctypes
 import dataclasses
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -37,6 +38,7 @@ from gguf.quants import dequantize
 from PIL import Image, ImageDraw
 
 from r1v_quant.demo import PRESETS, build_demo_checkpoint
+from r1v_quant.demo.tokenizer import R1_DISTILL_BOS, write_tokenizer_files
 from r1v_quant.engine import Engine, PromptBuilder
 from r1v_quant.engine.image import preprocess
 from r1v_quant.errors import InputError, OutputError
@@ -326,6 +328,33 @@ def test_default_name_is_the_only_metadata_difference(tiny_ckpt: Path, reference
     assert_same_file(llm, reference_files["llm-f16"], expected)
     assert_same_file(mmproj, reference_files["mmproj-f16"], expected)
     assert read_gguf(llm).metadata["general.name"][1] == "tiny"
+
+
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")
+
+
+@pytest.mark.slow
+def test_r1_distill_tokenizer_gets_the_converters_pre_tokenizer_name(tiny_ckpt: Path, llama_sdist: Path,
+                                                                     tmp_path: Path) -> None:
+    """Skywork-R1V keeps DeepSeek-R1-Distill-Qwen's tokenizer, which puts <｜begin▁of▁sentence｜>
+    (151646) before every text; llama.cpp's converter then names the pre-tokenizer
+    ``deepseek-r1-qwen`` and sets add_bos.  Our file is the converter's, byte for byte."""
+    pytest.importorskip("llama_cpp")
+    model = tmp_path / "r1-distill"
+    shutil.copytree(tiny_ckpt, model, copy_function=os.link)
+    for name in TOKENIZER_FILES:
+        (model / name).unlink()  # hard links: never write through them into tiny_ckpt
+    write_tokenizer_files(model, 32768, bos=R1_DISTILL_BOS)
+    ref = convert(llama_sdist, model, tmp_path / "ref.gguf", "f16", mmproj=False)
+    name = read_gguf(ref).metadata["general.name"][1]
+    ours, _ = export_gguf(open_checkpoint(model), tmp_path / "ours", "f16", name=name, mmproj=False)
+    meta = read_gguf(ours).metadata
+    assert meta["tokenizer.ggml.pre"][1] == "deepseek-r1-qwen"
+    assert meta["tokenizer.ggml.bos_token_id"][1] == 151646 and meta["tokenizer.ggml.add_bos_token"][1]
+    assert_same_file(ours, ref)
+    # and the plain Qwen2 tokenizer of the demo checkpoints (the byte tests above compare it too)
+    assert read_gguf(export_gguf(open_checkpoint(tiny_ckpt), tmp_path / "plain", "f16", mmproj=False)[0]
+                     ).metadata["tokenizer.ggml.pre"][1] == "qwen2"
 
 
 # --------------------------------------------------------------------------- (b) llama.cpp's logits

@@ -22,6 +22,7 @@ QWEN2_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
+R1_DISTILL_BOS = "<｜begin▁of▁sentence｜>"  # DeepSeek-R1-Distill-Qwen's BOS (id 151646 there)
 # (content, special): special tokens are dropped when decoding with skip_special_tokens
 EXTRA_TOKENS: list[tuple[str, bool]] = [
     (IMG_START, True), (IMG_END, True), (IMG_CONTEXT, True),
@@ -45,15 +46,16 @@ def load_vocab() -> dict:
         return json.load(f)
 
 
-def added_tokens() -> list[tuple[int, str, bool]]:
-    """(id, content, special) of every token after the BPE vocabulary."""
+def added_tokens(bos: str | None = None) -> list[tuple[int, str, bool]]:
+    """(id, content, special) of every token after the BPE vocabulary; ``bos`` (if any) right after
+    Qwen2's three control tokens, where DeepSeek-R1-Distill-Qwen has its ``<｜begin▁of▁sentence｜>``."""
     data = load_vocab()
     first = len(data["tokens"])
-    entries = [(t, True) for t in data["control_tokens"]] + EXTRA_TOKENS
+    entries = [(t, True) for t in data["control_tokens"]] + ([(bos, True)] if bos else []) + EXTRA_TOKENS
     return [(first + i, content, special) for i, (content, special) in enumerate(entries)]
 
 
-def build_tokenizer() -> Tokenizer:
+def build_tokenizer(bos: str | None = None) -> Tokenizer:
     data = load_vocab()
     vocab = {tok: i for i, tok in enumerate(data["tokens"])}
     merges = [tuple(m.split(" ", 1)) for m in data["merges"]]
@@ -63,31 +65,40 @@ def build_tokenizer() -> Tokenizer:
         pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated", invert=False),
         pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
     ])
-    tok.post_processor = processors.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
+    byte_level = processors.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
+    tok.post_processor = byte_level
     tok.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
-    for _id, content, special in added_tokens():
+    tokens = added_tokens(bos)
+    for _id, content, special in tokens:
         tok.add_tokens([AddedToken(content, special=special, normalized=False)])
+    if bos:  # every encoded text starts with it
+        bos_id = next(i for i, c, _ in tokens if c == bos)
+        tok.post_processor = processors.Sequence([byte_level, processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B:1", special_tokens=[(bos, bos_id)])])
     return tok
 
 
-def write_tokenizer_files(out: Path, model_max_length: int) -> None:
-    """tokenizer.json (fast), vocab.json + merges.txt (slow), tokenizer_config.json, special_tokens_map.json."""
+def write_tokenizer_files(out: Path, model_max_length: int, bos: str | None = None) -> None:
+    """tokenizer.json (fast), vocab.json + merges.txt (slow), tokenizer_config.json, special_tokens_map.json.
+
+    ``bos``: a BOS token the tokenizer adds to every text, as DeepSeek-R1-Distill-Qwen's does
+    (:data:`R1_DISTILL_BOS`); none by default, as Qwen2's."""
     data = load_vocab()
-    build_tokenizer().save(str(out / "tokenizer.json"))
+    build_tokenizer(bos).save(str(out / "tokenizer.json"))
     vocab = {tok: i for i, tok in enumerate(data["tokens"])}
     (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False) + "\n", encoding="utf-8")
     (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(data["merges"]) + "\n", encoding="utf-8")
     decoder = {
         str(i): {"content": c, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False,
                  "special": special}
-        for i, c, special in added_tokens()
+        for i, c, special in added_tokens(bos)
     }
     config = {
-        "add_bos_token": False,
+        "add_bos_token": bos is not None,
         "add_prefix_space": False,
         "added_tokens_decoder": decoder,
         "additional_special_tokens": ["<|im_start|>", "<|im_end|>", IMG_START, IMG_END, IMG_CONTEXT],
-        "bos_token": None,
+        "bos_token": bos,
         "chat_template": CHAT_TEMPLATE,
         "clean_up_tokenization_spaces": False,
         "eos_token": "<|im_end|>",
@@ -101,6 +112,8 @@ def write_tokenizer_files(out: Path, model_max_length: int) -> None:
     (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
     special = {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
                "additional_special_tokens": config["additional_special_tokens"]}
+    if bos:
+        special["bos_token"] = bos
     (out / "special_tokens_map.json").write_text(json.dumps(special, indent=2) + "\n")
 
 

@@ -72,3 +72,15 @@ def gguf_name(checkpoint_name: str, file: str) -> GGUFName | None:
             return GGUFName(tuple(name.format(p) for p in SPLIT_PARTS), layer)
         return GGUFName((name,), layer)
     return None
+
+
+# tokenizer.ggml.pre, by the special token ids the tokenizer wraps every text in: (prefix, suffix).
+# llama.cpp's converter names the pre-tokenizer by hashing the ids of an encoded test text; on the
+# Qwen2 vocabulary the known hashes differ only in that wrapping: none for Qwen2's tokenizer,
+# <｜begin▁of▁sentence｜> (151646) in front for DeepSeek-R1-Distill-Qwen's (Skywork-R1V's backbone).
+# llama.cpp runs the same Qwen2 pre-tokenizer for both names.  Any other wrapping: the default.
+PRE_TOKENIZER_BY_WRAP: dict[tuple[tuple[int, ...], tuple[int, ...]], str] = {
+    ((), ()): "qwen2",
+    ((151646,), ()): "deepseek-r1-qwen",
+}
+DEFAULT_PRE_TOKENIZER = "qwen2"

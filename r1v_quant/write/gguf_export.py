@@ -23,9 +23,9 @@ What goes in is what llama.cpp's own pipeline writes (``convert_hf_to_gguf.py``,
 Deliberate differences from the converter: ``general.name`` defaults to the checkpoint
 folder's name (the converter guesses one from ``_name_or_path`` or the model card; pass
 ``name`` to choose), model-card keys (licence, tags, base models from ``README.md``) are not
-written, and ``tokenizer.ggml.pre`` is always ``qwen2`` (the converter says
-``deepseek-r1-qwen`` for the R1-Distill tokenizer; llama.cpp maps both to the same Qwen2
-pre-tokenizer).
+written.  ``tokenizer.ggml.pre`` is the converter's name, ``qwen2`` or ``deepseek-r1-qwen`` for
+the R1-Distill tokenizer (which prepends its BOS), found without the converter's hash table
+(:data:`~r1v_quant.formats.gguf_names.PRE_TOKENIZER_BY_WRAP`).
 
 The quantized mixes are encoded from the checkpoint's own values (BF16 -> float32, exact);
 llama.cpp's usual route goes through an F16 file first, which rounds the rare BF16 weights
@@ -67,7 +67,7 @@ from .. import __version__
 from ..errors import InputError
 from ..formats import gguf_mix
 from ..formats.gguf_mix import FILE_TYPES, MMPROJ_TYPES, llm_tensor_type, mmproj_tensor_type, tensor_bytes
-from ..formats.gguf_names import gguf_name
+from ..formats.gguf_names import DEFAULT_PRE_TOKENIZER, PRE_TOKENIZER_BY_WRAP, gguf_name
 from ..quantize.ggml_encoders import quantize
 from ..read.checkpoint import Checkpoint
 from ..read.fingerprint import fingerprint
@@ -307,7 +307,7 @@ def _llm_hparams(w: GGUFWriter, ckpt: Checkpoint) -> None:
 def _tokenizer(w: GGUFWriter, ckpt: Checkpoint) -> None:
     vocab = read_vocab(ckpt)
     w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("qwen2")
+    w.add_tokenizer_pre(vocab.pre)
     w.add_token_list(vocab.tokens)
     w.add_token_types(vocab.token_types)
     if vocab.merges:
@@ -361,6 +361,7 @@ class Vocab:
     special_ids: dict[str, int]
     add_special: dict[str, bool]
     chat_template: str | list[dict[str, str]] | None
+    pre: str  # tokenizer.ggml.pre
 
 
 SPECIAL_TYPES = ("bos", "eos", "unk", "sep", "pad", "cls", "mask")
@@ -393,6 +394,11 @@ def _merges(model_dir: Path, tokenizer_json: dict | None) -> list[str]:
         if len(parts) == 2:
             out.append(f"{parts[0]} {parts[1]}")
     return out
+
+
+def _template_special(piece: dict) -> str | None:
+    """The special token of one piece of a tokenizer.json TemplateProcessing template."""
+    return piece.get("SpecialToken", {}).get("id")
 
 
 def _special_tokens(model_dir: Path, tokenizer_json: dict | None, n_vocab: int
@@ -429,15 +435,25 @@ def _special_tokens(model_dir: Path, tokenizer_json: dict | None, n_vocab: int
                 add.setdefault("eos", False)
             elif kind == "TemplateProcessing":
                 single = proc.get("single") or []
+                first = last = None
                 if len(single) > 1:
-                    first = single[0].get("SpecialToken", {}).get("id")
-                    last = single[-1].get("SpecialToken", {}).get("id")
+                    first, last = _template_special(single[0]), _template_special(single[-1])
                     if first:
                         names["bos"] = names["bos"] or first
                         add["bos"] = first in (names["bos"], names["cls"])
                     if last:
                         names["eos"] = names["eos"] or last
                         add["eos"] = last == names["eos"]
+                # the pair template ("A [sep] B", inside the single template's ends) decides add_sep
+                pair = proc.get("pair") or []
+                pair = pair[1 if first and pair and _template_special(pair[0]) == first else 0:
+                            -1 if last and pair and _template_special(pair[-1]) == last else None]
+                if len(pair) > 2 and [p.get("Sequence", {}).get("id") for p in (pair[0], pair[-1])] == ["A", "B"]:
+                    middle = [_template_special(p) for p in pair[1:-1]]
+                    seps = {names["sep"], names["eos"]} - {None}
+                    add["sep"] = (middle[0] in seps and not last) or (len(middle) == 2 and middle[1] in seps)
+                    if add["sep"] and not names["sep"]:
+                        names["sep"] = names["eos"]
     for typ in SPECIAL_TYPES:
         flag = tc.get(f"add_{typ}_token")
         if isinstance(flag, bool):
@@ -513,7 +529,21 @@ def read_vocab(ckpt: Checkpoint) -> Vocab:
     tokenizer_json = _read_json(model_dir / "tokenizer.json")
     special_ids, add_special = _special_tokens(model_dir, tokenizer_json, n_vocab)
     return Vocab(tokens, types, _merges(model_dir, tokenizer_json), special_ids, add_special,
-                 _chat_template(model_dir))
+                 _chat_template(model_dir), pre_tokenizer_name(tok))
+
+
+PROBE_TEXT = "Hello world"
+
+
+def pre_tokenizer_name(tok: Any) -> str:
+    """``tokenizer.ggml.pre`` as llama.cpp's converter picks it, from the special ids ``tok`` wraps a
+    text in (see :data:`~r1v_quant.formats.gguf_names.PRE_TOKENIZER_BY_WRAP`)."""
+    full, plain = tok.encode(PROBE_TEXT), tok.encode(PROBE_TEXT, add_special_tokens=False)
+    start = next((i for i in range(len(full) - len(plain) + 1) if full[i:i + len(plain)] == plain), None)
+    if start is None:
+        return DEFAULT_PRE_TOKENIZER
+    wrap = (tuple(full[:start]), tuple(full[start + len(plain):]))
+    return PRE_TOKENIZER_BY_WRAP.get(wrap, DEFAULT_PRE_TOKENIZER)
 
 
 # --------------------------------------------------------------------------- data
