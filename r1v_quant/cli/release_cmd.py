@@ -81,9 +81,8 @@ def release(
     name: str = typer.Option(None, "--name", help="Artifact name (default: the checkpoint folder's name)."),
     roll_pos_embd: bool = typer.Option(
         True, "--roll-pos-embd/--no-roll-pos-embd",
-        help="Store the mmproj's position table rolled for llama.cpp's InternVL graph, which applies it off by "
-             "one (default: the release is for llama.cpp); --no-roll-pos-embd keeps the converter's bytes. "
-             "See `r1v-quant gguf --help`."),
+        help="Roll the mmproj's position table for llama.cpp's InternVL graph, which applies it off by one "
+             "(see `r1v-quant gguf --help`); --no-roll-pos-embd keeps the converter's bytes."),
     data: Path = typer.Option(None, "--data", help="Eval JSONL for reference and validation (default: shipped)."),
     eval_samples: int = typer.Option(None, "--eval-samples", min=1,
                                      help="Use N eval samples: the first N/2 with images and N/2 without."),
