@@ -239,7 +239,9 @@ def main() -> None:
     if ft is None or ft.tool != QUANTIZE:
         sys.exit(f"--type must be one llama-quantize makes: {[k for k, v in FILE_TYPES.items() if v.tool == QUANTIZE]}")
     if not (args.sdist / "vendor/llama.cpp/convert_hf_to_gguf.py").is_file():
-        sys.exit(f"no llama.cpp converter under {args.sdist} (unpack the llama-cpp-python {LLAMA_CPP_VERSION} sdist)")
+        sys.exit(f"no llama.cpp converter under {args.sdist}: unpack the llama-cpp-python {LLAMA_CPP_VERSION} sdist "
+                 f"(pip download --no-deps --no-binary :all: llama-cpp-python=={LLAMA_CPP_VERSION}) and pass "
+                 f"--sdist DIR (the test suite keeps one under .pytest_cache/d/llama-cpp-python-sdist/)")
     temp_work = args.work_dir is None
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="r1v-bench-gguf-"))
     work.mkdir(parents=True, exist_ok=True)
