@@ -13,7 +13,7 @@ from transformers import AutoTokenizer
 from r1v_quant.cli.app import main
 from r1v_quant.demo import PRESETS, build_demo_checkpoint
 from r1v_quant.demo.build import CUSTOM_CODE_FILES
-from r1v_quant.demo.tokenizer import build_tokenizer
+from r1v_quant.demo.tokenizer import R1_DISTILL_BOS, TOKENIZER_FILES, build_tokenizer, write_tokenizer_files
 from r1v_quant.read import open_checkpoint
 
 DATA = Path(__file__).parent / "data"
@@ -59,6 +59,16 @@ def test_transformers_loads_the_tokenizer_with_chat_tokens(tiny_ckpt: Path) -> N
     assert prompt.endswith("<|im_start|>assistant\n<think>\n")
     cfg = open_checkpoint(tiny_ckpt).config
     assert max(tok.get_vocab().values()) < cfg.llm.vocab_size
+
+
+@pytest.mark.parametrize("bos", [None, R1_DISTILL_BOS])
+def test_tokenizer_files_are_the_listed_ones_and_bos_comes_first(bos: str | None, tmp_path: Path) -> None:
+    write_tokenizer_files(tmp_path, 32768, bos=bos)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(TOKENIZER_FILES)
+    tok = AutoTokenizer.from_pretrained(tmp_path)
+    plain = tok.encode("Hello world", add_special_tokens=False)
+    assert tok.encode("Hello world") == ([151646] if bos else []) + plain
+    assert tok.convert_tokens_to_ids("<IMG_CONTEXT>") == (151649 if bos else 151648)
 
 
 def test_same_seed_same_bytes_other_seed_other_weights(tmp_path: Path) -> None:

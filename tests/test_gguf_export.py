@@ -38,7 +38,7 @@ from gguf.quants import dequantize
 from PIL import Image, ImageDraw
 
 from r1v_quant.demo import PRESETS, build_demo_checkpoint
-from r1v_quant.demo.tokenizer import R1_DISTILL_BOS, write_tokenizer_files
+from r1v_quant.demo.tokenizer import R1_DISTILL_BOS, TOKENIZER_FILES, write_tokenizer_files
 from r1v_quant.engine import Engine, PromptBuilder
 from r1v_quant.engine.image import preprocess
 from r1v_quant.errors import InputError, OutputError
@@ -330,15 +330,12 @@ def test_default_name_is_the_only_metadata_difference(tiny_ckpt: Path, reference
     assert read_gguf(llm).metadata["general.name"][1] == "tiny"
 
 
-TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")
-
-
 @pytest.mark.slow
 def test_r1_distill_tokenizer_gets_the_converters_pre_tokenizer_name(tiny_ckpt: Path, llama_sdist: Path,
                                                                      tmp_path: Path) -> None:
-    """Skywork-R1V keeps DeepSeek-R1-Distill-Qwen's tokenizer, which puts <｜begin▁of▁sentence｜>
-    (151646) before every text; llama.cpp's converter then names the pre-tokenizer
-    ``deepseek-r1-qwen`` and sets add_bos.  Our file is the converter's, byte for byte."""
+    """A tokenizer like that of DeepSeek-R1-Distill-Qwen (Skywork-R1V's backbone), which puts
+    <｜begin▁of▁sentence｜> (151646) before every text: llama.cpp's converter then names the
+    pre-tokenizer ``deepseek-r1-qwen`` and sets add_bos.  Our file is the converter's, byte for byte."""
     pytest.importorskip("llama_cpp")
     model = tmp_path / "r1-distill"
     shutil.copytree(tiny_ckpt, model, copy_function=os.link)

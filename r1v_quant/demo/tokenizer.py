@@ -22,6 +22,8 @@ QWEN2_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
+# what write_tokenizer_files writes
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json")
 R1_DISTILL_BOS = "<｜begin▁of▁sentence｜>"  # DeepSeek-R1-Distill-Qwen's BOS (id 151646 there)
 # (content, special): special tokens are dropped when decoding with skip_special_tokens
 EXTRA_TOKENS: list[tuple[str, bool]] = [

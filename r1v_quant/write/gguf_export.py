@@ -446,8 +446,9 @@ def _special_tokens(model_dir: Path, tokenizer_json: dict | None, n_vocab: int
                         add["eos"] = last == names["eos"]
                 # the pair template ("A [sep] B", inside the single template's ends) decides add_sep
                 pair = proc.get("pair") or []
-                pair = pair[1 if first and pair and _template_special(pair[0]) == first else 0:
-                            -1 if last and pair and _template_special(pair[-1]) == last else None]
+                start = 1 if first and pair and _template_special(pair[0]) == first else 0
+                stop = -1 if last and pair and _template_special(pair[-1]) == last else None
+                pair = pair[start:stop]
                 if len(pair) > 2 and [p.get("Sequence", {}).get("id") for p in (pair[0], pair[-1])] == ["A", "B"]:
                     middle = [_template_special(p) for p in pair[1:-1]]
                     seps = {names["sep"], names["eos"]} - {None}
