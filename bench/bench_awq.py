@@ -30,15 +30,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import eval_subset, peak_rss_mb  # noqa: E402
 
-LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-           "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
-
 
 # --- the three quantizers, each in a child process ------------------------------------------------
 def child_ours(model: str, out: str, samples: int, seq_len: int, propagate: str) -> dict:
     import time
 
-    from r1v_quant.quantize.awq_model import AWQRunOptions, quantize_model
+    from r1v_quant.pipelines.awq import AWQRunOptions, quantize_model
     from r1v_quant.read import open_checkpoint
 
     t = time.perf_counter()
@@ -56,6 +53,7 @@ def child_rtn(model: str, out: str) -> dict:
 
     from r1v_quant.formats.awq_gemm import pack_gemm, quantize_groups
     from r1v_quant.read import open_checkpoint
+    from r1v_quant.read.layout import LLM_LINEARS
 
     t = time.perf_counter()
     ckpt = open_checkpoint(model)
@@ -65,7 +63,7 @@ def child_rtn(model: str, out: str) -> dict:
         tensors = {}
         for name, w in unit.tensors.items():
             base = name.removesuffix(".weight")
-            if any(base.endswith(lin) for lin in LINEARS):
+            if base.endswith(LLM_LINEARS):
                 packed = pack_gemm(*quantize_groups(w.float(), 128))
                 tensors.update({base + "." + k: v for k, v in packed.items()})
             else:
@@ -148,21 +146,27 @@ def layer_tensors(kind: str, path: Path, layer: int) -> dict[str, torch.Tensor]:
 
 def evaluate(model: Path, ref_path: Path, data: Path, kind: str | None, artifact: Path | None) -> dict:
     from r1v_quant.calibrate.dataset import load_samples
+    from r1v_quant.calibrate.prompts import prepare_samples
     from r1v_quant.engine import Engine
     from r1v_quant.read import open_checkpoint
     from r1v_quant.validate.metrics import kl_estimate
-    from r1v_quant.validate.reference import prepare_samples, scored_positions
-    from r1v_quant.validate.reference_file import load_reference
+    from r1v_quant.validate.reference_file import load_reference, scored_positions
 
     ckpt = open_checkpoint(model)
     ref = load_reference(ref_path)
     t = ref.tensors
     prepared = prepare_samples(ckpt, load_samples(data), ref.meta["options"]["max_tiles"])
 
-    def transform(unit):
-        if artifact is not None and unit.name.startswith("llm.layer."):
-            unit.tensors = layer_tensors(kind, artifact, unit.layer)
-        return unit
+    class WithLayers:
+        """The source model with its decoder layers taken from the artifact."""
+
+        config = ckpt.config
+
+        def load_unit(self, name):
+            unit = ckpt.load_unit(name)
+            if artifact is not None and name.startswith("llm.layer."):
+                unit.tensors = layer_tensors(kind, artifact, unit.layer)
+            return unit
 
     kls: list[torch.Tensor] = []
     top1: list[torch.Tensor] = []
@@ -177,7 +181,7 @@ def evaluate(model: Path, ref_path: Path, data: Path, kind: str | None, artifact
                                t["tail.logprobs"][rows], t["pos.tail_mass"][rows], lp))
         top1.append(lp.argmax(-1) == t["topk.ids"][rows, 0])
 
-    Engine(ckpt, transform_unit=transform).run(prepared, on_logits, [scored_positions(p) for p in prepared])
+    Engine(WithLayers()).run(prepared, on_logits, [scored_positions(p) for p in prepared])
     kl, agree = torch.cat(kls), torch.cat(top1).float()
     has_image = torch.tensor([s["has_image"] for s in ref.meta["samples"]])[t["pos.sample"].long()]
     out = {}
@@ -213,8 +217,8 @@ def main() -> None:
     args = ap.parse_args()
     from r1v_quant.calibrate.dataset import load_samples
     from r1v_quant.demo import PRESETS, build_demo_checkpoint
+    from r1v_quant.pipelines.reference import ReferenceOptions, compute_reference
     from r1v_quant.read import open_checkpoint
-    from r1v_quant.validate.reference import ReferenceOptions, compute_reference
     from r1v_quant.validate.reference_file import save_reference
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="r1v-bench-awq-"))

@@ -100,8 +100,8 @@ def child_quantize(src: str, dst: str, ftype: int, nthread: int) -> dict:
 
 
 def child_export(model: str, out: str, file_type: str, mmproj_type: str, name: str, threads: int) -> dict:
+    from r1v_quant.pipelines.gguf import export_gguf
     from r1v_quant.read import open_checkpoint
-    from r1v_quant.write.gguf_export import export_gguf
 
     ckpt = open_checkpoint(model)
     largest = max(ckpt.info(n).nbytes for n in ckpt.tensor_names)

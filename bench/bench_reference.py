@@ -23,8 +23,8 @@ from _common import eval_subset, peak_rss_mb
 
 def child(model: str, data: str, max_tiles: int, out: str) -> None:
     from r1v_quant.calibrate.dataset import load_samples
+    from r1v_quant.pipelines.reference import ReferenceOptions, compute_reference
     from r1v_quant.read import open_checkpoint
-    from r1v_quant.validate.reference import ReferenceOptions, compute_reference
     from r1v_quant.validate.reference_file import save_reference
 
     base = peak_rss_mb()

@@ -31,12 +31,13 @@ def main() -> None:
     args = ap.parse_args()
     from r1v_quant.calibrate.dataset import load_samples
     from r1v_quant.demo import PRESETS, build_demo_checkpoint
-    from r1v_quant.quantize.awq_model import AWQRunOptions, quantize_model
+    from r1v_quant.pipelines.awq import AWQRunOptions, quantize_model
+    from r1v_quant.pipelines.gguf import export_gguf
+    from r1v_quant.pipelines.reference import ReferenceOptions, compute_reference
+    from r1v_quant.pipelines.validate import ValidateOptions, validate_artifact
     from r1v_quant.read import open_checkpoint
-    from r1v_quant.validate.reference import ReferenceOptions, compute_reference
     from r1v_quant.validate.reference_file import save_reference
-    from r1v_quant.validate.run import Thresholds, ValidateOptions, validate_artifact
-    from r1v_quant.write.gguf_export import export_gguf
+    from r1v_quant.validate.report import Thresholds
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="r1v-bench-validate-"))
     work.mkdir(parents=True, exist_ok=True)

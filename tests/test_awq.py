@@ -9,16 +9,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from r1v_quant.calibrate.dataset import default_data_path, load_samples
+from r1v_quant.calibrate.prompts import prepare_samples
 from r1v_quant.cli.app import main
 from r1v_quant.demo import PRESETS, build_demo_checkpoint
 from r1v_quant.engine import Engine
 from r1v_quant.engine.linear import Linears
 from r1v_quant.engine.llm import decoder_layer, rope_for
 from r1v_quant.formats.awq_gemm import dequantize, quantize_groups, unpack_gemm
-from r1v_quant.quantize.awq_model import AWQRunOptions, output_digest, quantize_model
+from r1v_quant.pipelines.awq import AWQRunOptions, quantize_model
 from r1v_quant.read import open_checkpoint
-from r1v_quant.validate.reference import prepare_samples
-from r1v_quant.calibrate.dataset import default_data_path, load_samples
+from r1v_quant.write.atomic import output_digest
 
 OPTS = AWQRunOptions(samples=4, seq_len=320, max_tiles=1)
 LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import importlib
 import json
-import sys
 from pathlib import Path
 
 import PIL
@@ -30,15 +29,11 @@ def shipped() -> dict[str, list[Sample]]:
 
 @pytest.fixture(scope="module")
 def generator():
-    spec = importlib.util.spec_from_file_location("calib_generate", REPO / "calib_data" / "generate.py")
-    mod = importlib.util.module_from_spec(spec)
-    dont_write = sys.dont_write_bytecode
-    sys.dont_write_bytecode = True  # keep __pycache__ out of the shipped data folder
-    try:
-        spec.loader.exec_module(mod)
-    finally:
-        sys.dont_write_bytecode = dont_write
-    return mod
+    # The generator lives outside the installed package, in tools/calibgen/ at the
+    # repository root (run as `python -m tools.calibgen`); import it from there.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(REPO))
+        return importlib.import_module("tools.calibgen")
 
 
 @pytest.fixture(scope="module")

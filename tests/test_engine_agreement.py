@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import images
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 from transformers import (InternVLConfig, InternVLForConditionalGeneration, InternVLVisionConfig, Qwen2Config,
                           Qwen2ForCausalLM)
 
@@ -33,13 +34,7 @@ def qwen2_config(ckpt: Checkpoint) -> Qwen2Config:
 
 
 def make_image(width: int = 700, height: int = 420) -> Image.Image:
-    img = Image.new("RGB", (width, height), (40, 90, 200))
-    d = ImageDraw.Draw(img)
-    d.rectangle((100, 80, 300, 280), fill=(220, 30, 30))
-    d.ellipse((420, 60, 640, 300), fill=(250, 240, 80))
-    for x in range(0, width, 37):
-        d.line((x, 0, width - x, height), fill=(x % 255, 120, 60), width=3)
-    return img
+    return images.make_image(width, height, box=(100, 80, 300, 280), disc=(420, 60, 640, 300))
 
 
 def engine_logits(ckpt: Checkpoint, prepared: list) -> list[torch.Tensor]:

@@ -1,15 +1,17 @@
-"""Engine hooks (linear inputs, weight replacement), dtypes, and one unit at a time."""
+"""The engine's layer walk and its hooks (inputs, outputs, other weights), dtypes, and one unit at a time."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
-
-from r1v_quant.engine import Engine, EngineOptions, PromptBuilder
-from r1v_quant.engine.image import choose_grid, preprocess
-from r1v_quant.read import Unit, open_checkpoint
 from PIL import Image
+
+from r1v_quant.engine import Engine, EngineOptions, LayerCall, LayerHooks, PromptBuilder
+from r1v_quant.engine.image import choose_grid, preprocess
+from r1v_quant.engine.linear import Linears
+from r1v_quant.read import LLM, open_checkpoint
+from r1v_quant.read.layout import LLM_LINEARS
 
 
 def prepared_pair(ckpt, tmp_path: Path):
@@ -28,37 +30,65 @@ def run(engine: Engine, prepared) -> list[torch.Tensor]:
     return [torch.cat(out[i]) for i in (0, 1)]
 
 
-def test_hook_sees_the_input_of_every_linear(tiny_rms_ckpt: Path, tmp_path: Path) -> None:
+def test_layer_walk_hooks_see_every_layer_of_both_stacks(tiny_rms_ckpt: Path, tmp_path: Path) -> None:
     ckpt = open_checkpoint(tiny_rms_ckpt)
     prepared = prepared_pair(ckpt, tmp_path)
-    seen: dict[str, list[tuple[int, ...]]] = {}
-    run(Engine(ckpt, on_linear_input=lambda name, x: seen.setdefault(name, []).append(tuple(x.shape))), prepared)
-    linears = {n.removesuffix(".weight") for n in ckpt.tensor_names
-               if n.endswith(".weight") and ckpt.info(n).shape.__len__() == 2 and "embed_tokens" not in n}
-    assert set(seen) == linears
-    # every decoder linear sees both samples, with the right input width
-    q = seen["language_model.model.layers.1.self_attn.q_proj"]
-    assert len(q) == 2 and all(s[-1] == 256 for s in q)
-    assert seen["language_model.model.layers.0.mlp.down_proj"][0][-1] == 640
-    assert seen["mlp1.1"][0][-1] == 256
+    engine = Engine(ckpt)
+    seen: list[tuple[str, int]] = []
+    last: dict[str, list[torch.Tensor]] = {}
+
+    def before(call: LayerCall) -> None:
+        if call.stack in last:  # each layer's inputs are the previous layer's outputs
+            assert all(torch.equal(a, b) for a, b in zip(call.inputs, last[call.stack]))
+        seen.append((call.stack, call.index))
+
+    def after(call: LayerCall, outputs: list[torch.Tensor]) -> None:
+        assert [o.shape for o in outputs] == [x.shape for x in call.inputs]
+        last[call.stack] = outputs
+
+    hooks = LayerHooks(before, after)
+    with torch.no_grad():
+        hidden = engine.walk(LLM, engine.embed(prepared, vision_hooks=hooks), hooks)
+    assert seen == [("vision", i) for i in range(4)] + [("llm", i) for i in range(3)]
+    assert all(torch.equal(a, b) for a, b in zip(hidden, last["llm"]))
+    assert [x.shape[0] for x in last["vision"]] == [3]  # one chunk: 2 tiles + thumbnail
 
 
-def test_transform_replaces_weights_and_one_unit_is_loaded_at_a_time(tiny_ckpt: Path, tmp_path: Path) -> None:
+def test_before_hook_runs_a_layer_with_other_weights_and_sees_its_linear_inputs(tiny_ckpt: Path,
+                                                                                 tmp_path: Path) -> None:
     ckpt = open_checkpoint(tiny_ckpt)
     prepared = prepared_pair(ckpt, tmp_path)
     base = run(Engine(ckpt), prepared)
-    loaded: list[str] = []
 
-    def zero_last_layer(unit: Unit) -> Unit:
-        loaded.append(unit.name)
-        if unit.name == "llm.layer.2":
-            unit.tensors = {k: torch.zeros_like(v) if k.endswith("down_proj.weight") else v
-                            for k, v in unit.tensors.items()}
-        return unit
+    class Recorded:  # a source that notes every unit it hands out
+        config = ckpt.config
+        loaded: list[str] = []
 
-    changed = run(Engine(ckpt, transform_unit=zero_last_layer), prepared)
+        def load_unit(self, name: str):
+            self.loaded.append(name)
+            return ckpt.load_unit(name)
+
+    source = Recorded()
+    engine = Engine(source)
+    inputs: dict[str, list[tuple[int, ...]]] = {}
+
+    def zero_down_proj_of_last_layer(call: LayerCall) -> Linears | None:
+        if call.index != 2:
+            return None
+        t = {k: torch.zeros_like(v) if k.endswith("down_proj.weight") else v for k, v in call.weights.t.items()}
+        return Linears(t, lambda name, x: inputs.setdefault(name, []).append(tuple(x.shape)))
+
+    out: dict[int, list[torch.Tensor]] = {0: [], 1: []}
+    with torch.no_grad():
+        hidden = engine.walk(LLM, engine.embed(prepared), LayerHooks(before=zero_down_proj_of_last_layer))
+        engine.logits(hidden, lambda i, pos, logits: out[i].append(logits))
+    changed = [torch.cat(out[i]) for i in (0, 1)]
     assert not torch.allclose(base[1], changed[1])
-    assert loaded == ckpt.unit_names()  # each unit once, in walk order
+    assert source.loaded == ckpt.unit_names()  # each unit once, in walk order
+    p = "language_model.model.layers.2."
+    assert sorted(inputs) == sorted(p + n for n in LLM_LINEARS)
+    assert all(len(v) == 2 for v in inputs.values())  # both samples
+    assert inputs[p + "mlp.down_proj"][0][-1] == 640 and inputs[p + "self_attn.q_proj"][0][-1] == 256
 
 
 def test_bfloat16_compute_tracks_float32(tiny_ckpt: Path, tmp_path: Path) -> None:

@@ -11,23 +11,16 @@
     with ``Engine.encode_images``, with and without ``roll_position_embd``.
 (d) Determinism, a NaN weight, a ``v1`` checkpoint, interrupted writes.
 
-The llama.cpp sources (its converter) come from the llama-cpp-python sdist: env
-``R1V_LLAMA_CPP_SDIST`` (default /tmp/sdist/llama_cpp_python-0.3.36), else downloaded once
-with ``pip download`` into the pytest cache.
+llama.cpp itself (converter, llama-quantize, mtmd) is driven through ``llama_harness.py``.
 """
 
 from __future__ import annotations
 
 import collections
-import ctypes
 import dataclasses
 import json
 import os
 import shutil
-import struct
-import subprocess
-import sys
-import tarfile
 from pathlib import Path
 
 import gguf
@@ -35,20 +28,19 @@ import numpy as np
 import pytest
 import torch
 from gguf.quants import dequantize
-from PIL import Image, ImageDraw
+from images import make_image
+from llama_harness import (F32_KV, GGUFFile, convert, llama_quantize, mtmd_image_embeddings, read_gguf)
+from transformed import TransformedSource
 
 from r1v_quant.demo import PRESETS, build_demo_checkpoint
-from r1v_quant.demo.tokenizer import R1_DISTILL_BOS, TOKENIZER_FILES, write_tokenizer_files
+from r1v_quant.demo.tokenizer import (R1_DISTILL_BOS, TOKENIZER_FILES, write_tokenizer_files)
 from r1v_quant.engine import Engine, PromptBuilder
 from r1v_quant.engine.image import preprocess
 from r1v_quant.errors import InputError, OutputError
 from r1v_quant.formats.gguf_mix import FILE_TYPES
+from r1v_quant.pipelines.gguf import export_gguf
 from r1v_quant.read import Checkpoint, open_checkpoint
-from r1v_quant.write.gguf_export import export_gguf, plan_export
-
-LLAMA_CPP_VERSION = "0.3.36"
-DEFAULT_SDIST = Path(f"/tmp/sdist/llama_cpp_python-{LLAMA_CPP_VERSION}")
-F32_KV = {"type_k": 0, "type_v": 0}  # GGML_TYPE_F32 KV cache: keeps llama.cpp's attention in float32
+from r1v_quant.write.gguf.plan import plan_export
 
 # The metadata keys in which our files differ from llama.cpp's converter, with the reason.
 # With ``name`` given as the converter's own guess, there is none: the files are identical.
@@ -58,137 +50,6 @@ JUSTIFIED_DIFFERENCES = {
     # which also names the files.
     "general.name": "default name is the checkpoint folder's name",
 }
-
-
-# --------------------------------------------------------------------------- llama.cpp
-
-
-def _sdist(cache_dir: Path) -> Path:
-    env = os.environ.get("R1V_LLAMA_CPP_SDIST")
-    path = Path(env) if env else DEFAULT_SDIST
-    if (path / "vendor/llama.cpp/convert_hf_to_gguf.py").is_file():
-        return path
-    unpacked = cache_dir / f"llama_cpp_python-{LLAMA_CPP_VERSION}"
-    if not (unpacked / "vendor/llama.cpp/convert_hf_to_gguf.py").is_file():
-        archive = cache_dir / f"llama_cpp_python-{LLAMA_CPP_VERSION}.tar.gz"
-        if not archive.is_file():
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                            f"llama-cpp-python=={LLAMA_CPP_VERSION}", "-d", str(cache_dir)], check=True,
-                           stdin=subprocess.DEVNULL)
-        with tarfile.open(archive) as tf:
-            try:
-                tf.extractall(cache_dir, filter="data")
-            except TypeError:  # Python before 3.11.4 has no extraction filters
-                tf.extractall(cache_dir)
-    return unpacked
-
-
-@pytest.fixture(scope="session")
-def llama_sdist(request: pytest.FixtureRequest) -> Path:
-    return _sdist(Path(request.config.cache.mkdir("llama-cpp-python-sdist")))
-
-
-def convert(sdist: Path, model: Path, outfile: Path, outtype: str, mmproj: bool) -> Path:
-    """llama.cpp's own converter, as a user runs it (no stdin: config.json has an auto_map)."""
-    llama_dir = sdist / "vendor" / "llama.cpp"
-    cmd = [sys.executable, str(llama_dir / "convert_hf_to_gguf.py"), str(model), "--outtype", outtype,
-           "--outfile", str(outfile)] + (["--mmproj"] if mmproj else [])
-    env = dict(os.environ, PYTHONPATH=str(llama_dir / "gguf-py"))
-    proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return outfile
-
-
-def llama_quantize(src: Path, dst: Path, ftype: int) -> Path:
-    import llama_cpp
-
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = ftype
-    params.nthread = 2
-    assert llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params)) == 0
-    return dst
-
-
-# --------------------------------------------------------------------------- comparing files
-
-# A small GGUF reader: gguf.GGUFReader builds a numpy view per array element, which takes
-# ~15 s for a file with Qwen2's 152k tokens and merges on a busy 2-core box.
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
-
-
-@dataclasses.dataclass(frozen=True)
-class GGUFFile:
-    path: Path
-    metadata: dict[str, tuple]  # key -> (value type(s), value)
-    tensors: list[tuple[str, tuple[int, ...], str, int]]  # name, GGML shape, type name, offset in data
-    data_offset: int
-
-    @property
-    def infos(self) -> list[tuple[str, tuple[int, ...], str]]:
-        return [t[:3] for t in self.tensors]
-
-    def data(self) -> bytes:
-        with open(self.path, "rb") as f:
-            f.seek(self.data_offset)
-            return f.read()
-
-    def tensor(self, name: str) -> tuple[np.ndarray, gguf.GGMLQuantizationType, tuple[int, ...]]:
-        """(raw bytes, type, torch-order shape) of one tensor."""
-        (_, shape, type_name, offset), = [t for t in self.tensors if t[0] == name]
-        qtype = gguf.GGMLQuantizationType[type_name]
-        block, size = gguf.GGML_QUANT_SIZES[qtype]
-        nbytes = int(np.prod(shape)) // block * size
-        raw = np.fromfile(self.path, dtype=np.uint8, count=nbytes, offset=self.data_offset + offset)
-        return raw, qtype, tuple(reversed(shape))
-
-
-def read_gguf(path: Path) -> GGUFFile:
-    buf = memoryview(Path(path).read_bytes())
-    pos = 0
-
-    def take(fmt: str):
-        nonlocal pos
-        (v,) = struct.unpack_from(fmt, buf, pos)
-        pos += struct.calcsize(fmt)
-        return v
-
-    def string() -> str:
-        nonlocal pos
-        n = take("<Q")
-        pos += n
-        return bytes(buf[pos - n:pos]).decode("utf-8")
-
-    def value(vtype: int):
-        nonlocal pos
-        if vtype == 8:
-            return string()
-        if vtype != 9:
-            return take(_SCALARS[vtype])
-        item, n = take("<I"), take("<Q")
-        if item == 8:
-            return (item, [string() for _ in range(n)])
-        dt = np.dtype(_SCALARS[item])
-        arr = np.frombuffer(buf, dtype=dt, count=n, offset=pos).tolist()
-        pos += n * dt.itemsize
-        return (item, arr)
-
-    assert bytes(buf[:4]) == b"GGUF", path
-    pos = 4
-    version, n_tensors, n_kv = take("<I"), take("<Q"), take("<Q")
-    assert version == 3
-    meta = {}
-    for _ in range(n_kv):
-        key = string()
-        vtype = take("<I")
-        v = value(vtype)
-        meta[key] = ((vtype, v[0]), v[1]) if vtype == 9 else ((vtype,), v)
-    tensors = []
-    for _ in range(n_tensors):
-        name = string()
-        dims = tuple(take("<Q") for _ in range(take("<I")))
-        tensors.append((name, dims, gguf.GGMLQuantizationType(take("<I")).name, take("<Q")))
-    align = meta.get("general.alignment", ((4,), 32))[1]
-    return GGUFFile(Path(path), meta, tensors, -(-pos // align) * align)
 
 
 def metadata_differences(ours: GGUFFile, ref: GGUFFile) -> dict[str, list[str]]:
@@ -375,7 +236,7 @@ def llama_logits(path: Path, ids: list[int]) -> np.ndarray:
 
 def engine_logits_on_file(ckpt: Checkpoint, path: Path | None, sample) -> np.ndarray:
     """Our engine with every language-model tensor replaced by the file's tensor, dequantized."""
-    transform = None
+    source = ckpt
     if path is not None:
         f = read_gguf(path)
         plan = plan_export(ckpt, ".", "f16", mmproj=False).llm
@@ -389,8 +250,9 @@ def engine_logits_on_file(ckpt: Checkpoint, path: Path | None, sample) -> np.nda
                     unit.tensors[n] = torch.from_numpy(np.array(dequantize(raw, qtype))).reshape(shape)
             return unit
 
+        source = TransformedSource(ckpt, transform)
     out: list[torch.Tensor] = []
-    Engine(ckpt, transform_unit=transform).run([sample], lambda i, pos, logits: out.append(logits))
+    Engine(source).run([sample], lambda i, pos, logits: out.append(logits))
     return torch.cat(out).numpy()
 
 
@@ -446,54 +308,6 @@ def test_llama_cpp_logits_match_engine_on_dequantized_weights(file_type: str, pl
 # --------------------------------------------------------------------------- (c) mtmd image embeddings
 
 
-def make_image(width: int, height: int) -> Image.Image:
-    img = Image.new("RGB", (width, height), (40, 90, 200))
-    d = ImageDraw.Draw(img)
-    d.rectangle((60, 50, 300, 260), fill=(220, 30, 30))
-    d.ellipse((480, 40, 820, 400), fill=(250, 240, 80))
-    for x in range(0, width, 37):
-        d.line((x, 0, width - x, height), fill=(x % 255, 120, 60), width=3)
-    return img
-
-
-def mtmd_image_embeddings(llm_path: Path, mmproj_path: Path, image: Image.Image) -> np.ndarray:
-    """llama.cpp's image embeddings: mtmd_init_from_file, mtmd_tokenize (one media marker, one
-    bitmap), mtmd_encode_chunk on each image chunk, mtmd_get_output_embd ([tokens, n_embd])."""
-    import llama_cpp
-    import llama_cpp.mtmd_cpp as mtmd
-
-    llama_cpp.llama_backend_init()
-    model = llama_cpp.llama_model_load_from_file(str(llm_path).encode(), llama_cpp.llama_model_default_params())
-    assert model, "llama.cpp could not load the language model"
-    params = mtmd.mtmd_context_params_default()
-    params.use_gpu, params.n_threads, params.print_timings, params.warmup = False, 2, False, False
-    ctx = mtmd.mtmd_init_from_file(str(mmproj_path).encode(), model, params)
-    assert ctx, "mtmd_init_from_file failed"
-    rgb = np.array(image.convert("RGB"), dtype=np.uint8)  # writable, C-contiguous
-    bitmap = mtmd.mtmd_bitmap_init(image.width, image.height, (ctypes.c_uint8 * rgb.size).from_buffer(rgb))
-    chunks = mtmd.mtmd_input_chunks_init()
-    try:
-        marker = mtmd.mtmd_default_marker()
-        text = mtmd.mtmd_input_text(text=marker, text_len=len(marker), add_special=False, parse_special=True)
-        assert mtmd.mtmd_tokenize(ctx, chunks, ctypes.byref(text), (mtmd.mtmd_bitmap_p_ctypes * 1)(bitmap), 1) == 0
-        n_embd = llama_cpp.llama_model_n_embd(model)
-        out = []
-        for i in range(mtmd.mtmd_input_chunks_size(chunks)):
-            chunk = mtmd.mtmd_input_chunks_get(chunks, i)
-            if mtmd.mtmd_input_chunk_get_type(chunk) != mtmd.MTMD_INPUT_CHUNK_TYPE_IMAGE:
-                continue
-            n = mtmd.mtmd_input_chunk_get_n_tokens(chunk)
-            assert mtmd.mtmd_encode_chunk(ctx, chunk) == 0
-            out.append(np.ctypeslib.as_array(mtmd.mtmd_get_output_embd(ctx), shape=(n * n_embd,)).copy()
-                       .reshape(n, n_embd))
-        return np.concatenate(out)
-    finally:
-        mtmd.mtmd_input_chunks_free(chunks)
-        mtmd.mtmd_bitmap_free(bitmap)
-        mtmd.mtmd_free(ctx)
-        llama_cpp.llama_model_free(model)
-
-
 @pytest.mark.slow
 def test_mtmd_image_embeddings_and_the_position_order_quirk(tiny_ckpt: Path, our_files: dict[str, Path],
                                                             tmp_path: Path) -> None:
@@ -504,7 +318,7 @@ def test_mtmd_image_embeddings_and_the_position_order_quirk(tiny_ckpt: Path, our
     pytest.importorskip("llama_cpp")
     ckpt = open_checkpoint(tiny_ckpt)
     cfg = ckpt.config
-    image = make_image(896, 448)
+    image = make_image(896, 448, box=(60, 50, 300, 260), disc=(480, 40, 820, 400))
     pixels = preprocess(image, cfg.image_size, cfg.min_dynamic_patch, cfg.max_dynamic_patch, cfg.use_thumbnail,
                         cfg.dynamic_image_size)
     ref = Engine(ckpt).encode_images(pixels)

@@ -9,13 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
+from sparse_checkpoint import write_sparse_checkpoint
 
 from r1v_quant import __version__
 from r1v_quant.cli.app import main
 from r1v_quant.formats.gguf_mix import llm_tensor_type, use_more_bits
-from r1v_quant.formats.sizes import GB
-
-from sparse_checkpoint import write_sparse_checkpoint
+from r1v_quant.write.sizes import GB
 
 
 def run_json(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict:

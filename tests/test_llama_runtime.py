@@ -1,12 +1,12 @@
 """``validate --runtime llama.cpp``: llama.cpp's logits on a GGUF pair against the forward engine's.
 
 The tiny demo checkpoint, exported as an F32 language model and an F16 projector with the
-position table rolled (what llama.cpp's InternVL graph needs, see ``write/gguf_export.py``),
+position table rolled (what llama.cpp's InternVL graph needs, see ``write/gguf/compat.py``),
 on samples of the shipped eval set.  Three comparisons, each against ``Engine.run``:
 
 * text samples: nothing differs but float32 arithmetic;
 * image samples with the engine fed llama.cpp's own image embeddings (``mtmd``, through the
-  helper of ``test_gguf_export.py``, flash attention off as in the runtime): checks what this
+  helper in ``llama_harness.py``, flash attention off as in the runtime): checks what this
   backend adds, how image slots and tiles are lined up and decoded, to float32 precision;
 * image samples end to end: on top, the F16 projector and llama.cpp's tanh GELU in the vision
   tower (per-tile cosine 0.99996+ against the engine), which the demo model's outlier channels
@@ -26,9 +26,9 @@ from r1v_quant.calibrate.dataset import default_data_path, load_samples
 from r1v_quant.engine import Engine, PromptBuilder
 from r1v_quant.engine.image import load_image, tile_image
 from r1v_quant.errors import InputError
+from r1v_quant.pipelines.gguf import export_gguf
 from r1v_quant.read import open_checkpoint
 from r1v_quant.validate.llama_runtime import INSTALL_HINT, llama_cpp_logits
-from r1v_quant.write.gguf_export import export_gguf
 
 MAX_TILES = 2  # the first eval images: 2 tiles + thumbnail, and 1 tile
 THREADS = 2
@@ -170,7 +170,7 @@ def test_image_decoding_matches_engine_fed_llama_cpp_image_embeddings(ckpt, gguf
     """Tiles to slots, embedding batches, positions, causal attention: exact to float32."""
     import llama_cpp
     import llama_cpp.mtmd_cpp as mtmd
-    from test_gguf_export import mtmd_image_embeddings
+    from llama_harness import mtmd_image_embeddings
 
     default_params = mtmd.mtmd_context_params_default
 
@@ -184,7 +184,7 @@ def test_image_decoding_matches_engine_fed_llama_cpp_image_embeddings(ckpt, gguf
     embeddings = torch.stack([torch.from_numpy(mtmd_image_embeddings(*gguf_pair, t)) for ts in tiles for t in ts])
 
     class MtmdEngine(Engine):
-        def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        def encode_images(self, pixels: torch.Tensor, hooks=None) -> torch.Tensor:
             assert pixels.shape[0] == embeddings.shape[0]
             return embeddings
 

@@ -8,14 +8,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformed import TransformedSource
 
 from r1v_quant.calibrate.dataset import load_samples, write_eval_subset
+from r1v_quant.calibrate.prompts import prepare_samples
 from r1v_quant.cli.app import main
 from r1v_quant.engine import Engine
+from r1v_quant.pipelines.reference import ReferenceOptions, compute_reference
 from r1v_quant.read import Unit, open_checkpoint
 from r1v_quant.validate.metrics import kl_estimate, kl_full
-from r1v_quant.validate.reference import ReferenceOptions, compute_reference, prepare_samples, scored_positions
-from r1v_quant.validate.reference_file import load_reference, save_reference
+from r1v_quant.validate.reference_file import (load_reference, save_reference, scored_positions)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,7 @@ def full_logprobs(tiny_ckpt: Path, small_eval: Path, transform=None) -> list[tor
     prepared = prepare_samples(ckpt, load_samples(small_eval), max_tiles=2)
     positions = [scored_positions(p) for p in prepared]
     out: dict[int, list[torch.Tensor]] = {i: [] for i in range(len(prepared))}
-    Engine(ckpt, transform_unit=transform).run(
+    Engine(TransformedSource(ckpt, transform)).run(
         prepared, lambda i, pos, logits: out[i].append(torch.log_softmax(logits.float(), -1)), positions)
     return [torch.cat(out[i]) for i in range(len(prepared))]
 

@@ -16,12 +16,12 @@ import pytest
 
 from r1v_quant.calibrate.dataset import data_hash, default_data_path, load_samples
 from r1v_quant.cli.app import main
+from r1v_quant.formats.gguf_names import sidecar_path
+from r1v_quant.pipelines.release import plan as release_plan
+from r1v_quant.pipelines.release.eval_data import select, write_eval_data
+from r1v_quant.pipelines.release.manifest import sha256_file
 from r1v_quant.read import open_checkpoint
 from r1v_quant.read.fingerprint import fingerprint
-from r1v_quant.read.gguf_artifact import sidecar_path
-from r1v_quant.release import plan as release_plan
-from r1v_quant.release.eval_data import select, write_eval_data
-from r1v_quant.release.manifest import sha256_file
 from r1v_quant.validate.reference_file import load_reference
 
 # Small everything: 2 eval samples (1 image, 1 text), 4 AWQ calibration samples of 256 tokens, 1 tile.

@@ -18,12 +18,13 @@ from safetensors.torch import load_file, save_file
 
 from r1v_quant.calibrate.dataset import load_samples, write_eval_subset
 from r1v_quant.cli.app import main
-from r1v_quant.quantize.awq_model import AWQRunOptions, quantize_model
+from r1v_quant.pipelines.awq import AWQRunOptions, quantize_model
+from r1v_quant.pipelines.gguf import export_gguf
+from r1v_quant.pipelines.reference import ReferenceOptions, compute_reference
+from r1v_quant.pipelines.validate import ValidateOptions, validate_artifact
 from r1v_quant.read import open_checkpoint
-from r1v_quant.validate.reference import ReferenceOptions, compute_reference
 from r1v_quant.validate.reference_file import save_reference
-from r1v_quant.validate.run import Thresholds, ValidateOptions, validate_artifact
-from r1v_quant.write.gguf_export import export_gguf
+from r1v_quant.validate.report import Thresholds
 
 LOOSE = ["--max-kl", "1000", "--min-top1", "0", "--max-ppl-ratio", "1e9"]
 
@@ -253,7 +254,8 @@ def test_per_layer_weight_error_ignores_awq_scale_folding(tiny_ckpt: Path) -> No
     o_proj leave the layer's function unchanged, so the effective weights must not change either."""
     from r1v_quant.engine.llm import LAYER_PREFIX
     from r1v_quant.read import open_checkpoint as open_ckpt
-    from r1v_quant.validate.per_layer import PROJECTIONS, effective_weights, relative_error
+    from r1v_quant.read.layout import LLM_LINEARS as PROJECTIONS
+    from r1v_quant.validate.per_layer import effective_weights, relative_error
 
     ckpt = open_ckpt(tiny_ckpt)
     cfg = ckpt.config

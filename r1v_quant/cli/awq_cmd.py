@@ -6,13 +6,12 @@ from enum import Enum
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 
-from ..quantize.awq_model import AWQRunOptions, quantize_model
-from ..read import open_checkpoint
+from ..pipelines.awq import AWQRunOptions, quantize_model
+from ..read.checkpoint import open_checkpoint
 from ..write.atomic import check_writable
-from .console import err, print_json
-from .reference_cmd import ComputeDType
+from .console import ComputeDType, err, print_json
 
 
 class Propagate(str, Enum):
@@ -29,7 +28,7 @@ def awq(
     max_tiles: int = typer.Option(4, "--max-tiles", min=1, help="Tiles per calibration image."),
     group_size: int = typer.Option(128, "--group-size", min=32, help="Input channels per quantization group."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
-    dtype: ComputeDType = typer.Option(ComputeDType.float32, "--dtype", help="Compute dtype of forwards and searches."),
+    dtype: ComputeDType = typer.Option("float32", "--dtype", help="Compute dtype of forwards and searches."),
     propagate: Propagate = typer.Option(Propagate.float, "--propagate",
                                         help="Next layer's input from the float layer (default: lower KL in "
                                              "bench/bench_awq.py) or from the quantized one."),

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+
+from ..engine.runner import COMPUTE_DTYPES
 
 # results (tables) on stdout; when that is a log or a pipe rather than a terminal, rich would assume 80
 # columns and cut wide tables' figures, so it gets room for them
 out = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True)  # progress bars, warnings
+
+
+# --dtype of every command that runs the engine
+ComputeDType = Enum("ComputeDType", {name: name for name in COMPUTE_DTYPES}, type=str)
 
 
 def print_json(data: Any) -> None:
@@ -25,3 +33,9 @@ def byte_progress(enabled: bool = True) -> Progress:
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
         console=err, disable=not enabled, transient=False,
     )
+
+
+def count_progress(enabled: bool) -> Progress:
+    """A progress bar over counted steps with ETA; drawn on stderr, silent when ``enabled`` is False."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=err, disable=not enabled)

@@ -10,9 +10,10 @@ import typer
 from rich.table import Table
 
 from ..formats.gguf_mix import FILE_TYPES, MMPROJ_CONVERTER_TYPES, MMPROJ_TYPES
-from ..read import open_checkpoint
+from ..pipelines.gguf import export_gguf
+from ..read.checkpoint import open_checkpoint
 from ..write.atomic import check_writable
-from ..write.gguf_export import FilePlan, export_gguf, plan_export
+from ..write.gguf.plan import FilePlan, plan_export
 from .console import byte_progress, err, out, print_json
 
 FileTypeName = Enum("FileTypeName", {t: t for t in FILE_TYPES}, type=str)
@@ -51,7 +52,7 @@ the v2 pixel-shuffle order, so its images would arrive transposed.
 def _fallbacks(plan: FilePlan) -> list[dict]:
     """Tensors whose row length forced another type than the mix asks for (as llama-quantize does)."""
     return [{"tensor": t.gguf_name, "wanted": t.wanted.name, "got": t.qtype.name, "row": t.shape[-1]}
-            for t in plan.tensors if t.fell_back]
+            for t in plan.fallbacks()]
 
 
 def gguf(

@@ -8,9 +8,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ..formats.sizes import GB, RUNTIME_OVERHEAD_BYTES, estimate_outputs
-from ..read import COMPONENTS, open_checkpoint
-from ..read.layout import classify
+from ..read.checkpoint import open_checkpoint
+from ..read.layout import COMPONENTS, classify
+from ..write.sizes import GB, RUNTIME_OVERHEAD_BYTES, estimate_outputs
 from .console import out, print_json
 
 

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..calibrate.dataset import default_data_path, load_samples
+from ..pipelines.reference import ReferenceOptions, compute_reference
 from ..read import open_checkpoint
-from ..validate.reference import ReferenceOptions, compute_reference
 from ..validate.reference_file import save_reference
 from ..write.atomic import check_writable
-from .console import err, print_json
-
-
-class ComputeDType(str, Enum):
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-
-
-def count_progress(enabled: bool) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=err, disable=not enabled)
+from .console import ComputeDType, count_progress, err, print_json
 
 
 def reference(
@@ -31,7 +19,7 @@ def reference(
     out: Path = typer.Option(..., "--out", "-o", help="Reference file to write (.r1vref)."),
     data: Path = typer.Option(None, "--data", help="JSONL of {images, messages}; default: the shipped eval set."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
-    dtype: ComputeDType = typer.Option(ComputeDType.float32, "--dtype", help="Compute dtype."),
+    dtype: ComputeDType = typer.Option("float32", "--dtype", help="Compute dtype."),
     top_k: int = typer.Option(64, "--top-k", min=1, max=4096, help="Log-probabilities kept per position."),
     max_tiles: int = typer.Option(None, "--max-tiles", min=1, help="Tiles per image (default: config's max_dynamic_patch)."),
     batch_size: int = typer.Option(0, "--batch-size", min=0, help="Samples per pass over the weights (0: all)."),

@@ -13,16 +13,16 @@ from enum import Enum
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn)
 
 from ..formats.gguf_mix import MMPROJ_TYPES
-from ..release.manifest import VerifyFailed, verify as verify_release
-from ..release.plan import ReleaseOptions, parse_gguf_types
-from ..release.runner import ReleaseFailed, run_release
-from ..validate.run import RUNTIMES
+from ..pipelines.release.manifest import VerifyFailed
+from ..pipelines.release.manifest import verify as verify_release
+from ..pipelines.release.plan import ReleaseOptions, parse_gguf_types
+from ..pipelines.release.runner import ReleaseFailed, run_release
+from ..pipelines.validate import RUNTIMES
 from .awq_cmd import Propagate
-from .console import err, print_json
-from .reference_cmd import ComputeDType
+from .console import ComputeDType, err, print_json
 
 STATUS_EVERY = 30.0  # seconds between status lines in plain (non-terminal) mode
 
@@ -99,7 +99,7 @@ def release(
     min_top1: float = typer.Option(0.85, "--min-top1", min=0.0, max=1.0, help="Gate: top-1 agreement at least this."),
     max_ppl_ratio: float = typer.Option(1.10, "--max-ppl-ratio", min=0.0, help="Gate: answer perplexity ratio at most."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
-    dtype: ComputeDType = typer.Option(ComputeDType.float32, "--dtype", help="Compute dtype."),
+    dtype: ComputeDType = typer.Option("float32", "--dtype", help="Compute dtype."),
     threads: int = typer.Option(None, "--threads", min=1, help="torch threads for GGUF encoding and validation."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted release where it stopped."),
     force: bool = typer.Option(False, "--force", help="Replace an existing release in OUT."),

@@ -9,9 +9,9 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ..validate.run import FIGURES, ValidateOptions, ValidationReport, Thresholds, validate_artifact
-from .console import err, out, print_json
-from .reference_cmd import ComputeDType
+from ..pipelines.validate import ValidateOptions, validate_artifact
+from ..validate.report import FIGURES, Thresholds, ValidationReport
+from .console import ComputeDType, err, out, print_json
 
 HELP = """\
 Run the reference's prompts through ARTIFACT and compare its next-token distributions with
@@ -77,7 +77,7 @@ def validate(
     mmproj: Path = typer.Option(None, "--mmproj", help="GGUF vision file (default: the mmproj-*.gguf beside ARTIFACT)."),
     data: Path = typer.Option(None, "--data", help="Eval data the reference was made from (default: the shipped set)."),
     device: str = typer.Option("cpu", "--device", help="Engine device: cpu, cuda, cuda:1, ..."),
-    dtype: ComputeDType = typer.Option(ComputeDType.float32, "--dtype", help="Engine compute dtype."),
+    dtype: ComputeDType = typer.Option("float32", "--dtype", help="Engine compute dtype."),
     threads: int = typer.Option(None, "--threads", min=1, help="CPU threads (default: all)."),
     max_kl: float = typer.Option(Thresholds.max_kl, "--max-kl", help="Fail when mean KL exceeds this."),
     min_top1: float = typer.Option(Thresholds.min_top1, "--min-top1", help="Fail when top-1 agreement is below this."),

@@ -8,8 +8,7 @@ validation can score the answer separately from the prompt.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 
 from ..errors import InputError
 from ..read.config import ModelConfig
+from ..read.tokenizer import load_tokenizer
 from .image import load_image, preprocess
 
 IMAGE_PLACEHOLDER = "<image>"
@@ -39,30 +39,11 @@ class Prepared:
         return self.pixels is not None
 
 
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """transformers warns that ``skywork_chat`` is not a model type it knows; for a tokenizer that is moot."""
-    from transformers.utils import logging
-
-    level = logging.get_verbosity()
-    logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        logging.set_verbosity(level)
-
-
 class PromptBuilder:
     """Tokenizer + image preprocessing of one checkpoint."""
 
     def __init__(self, model_dir: Path, cfg: ModelConfig, max_tiles: int | None = None):
-        from transformers import AutoTokenizer
-
-        try:
-            with _quiet_transformers():
-                self.tok = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False)
-        except (OSError, ValueError) as e:
-            raise InputError(f"{model_dir}: cannot load the tokenizer ({e})") from None
+        self.tok = load_tokenizer(model_dir)
         self.cfg = cfg
         self.max_tiles = max_tiles or cfg.max_dynamic_patch
         self.context_id = self.tok.convert_tokens_to_ids(IMG_CONTEXT)

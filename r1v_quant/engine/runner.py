@@ -1,33 +1,48 @@
 """The forward engine: the whole model, one unit at a time, over a batch of samples.
 
-Peak memory is one unit's weights plus the batch's activations: each unit is
-read from the shards, moved to the device, applied to every sample (vision
-tiles in chunks), and dropped before the next is read.  Used by calibration,
-reference logits and validation alike.
+Peak memory is one unit's weights plus the batch's activations: each unit is read from its
+source, moved to the device, applied to every sample (vision tiles in chunks), and dropped
+before the next is read.  Used by calibration, reference logits and validation alike.
 
-Hooks:
-* ``on_linear_input(name, x)`` sees the input of every linear layer;
-* ``transform_unit(unit)`` may replace a unit's tensors before use (e.g. the
-  dequantized weights of an artifact).
+Both transformer stacks go through the one layer walk, :meth:`Engine.walk`: the vision tower
+over chunks of tiles, the language model over samples.  Its :class:`LayerHooks` see each layer
+before it runs (its weights and inputs; ``before`` may hand back other weights to run it with)
+and after (its outputs).  AWQ calibration quantizes each layer in ``before``, ``validate
+--per-layer`` compares an artifact's layer with the source's there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 
-from ..read.checkpoint import Checkpoint, Unit
-from .linear import LinearHook, Linears
+from ..read.layout import LLM, VISION
+from ..read.sources import UnitSource
+from .linear import Linears
 from .llm import decoder_layer, lm_head, rope_for
 from .prompt import Prepared
 from .vision import embed_patches, project, shuffle_tokens, vision_layer
 
 VISION_PREFIX = "vision_model."
-UnitTransform = Callable[[Unit], Unit]
 ProgressFn = Callable[[str], None]
 LogitsFn = Callable[[int, torch.Tensor, torch.Tensor], None]
+# --dtype choices of every command that runs the engine
+COMPUTE_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``n`` for the block (None or 0: left as it is)."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
@@ -36,74 +51,120 @@ class EngineOptions:
     dtype: torch.dtype = torch.float32
     vision_chunk: int = 8  # tiles per vision matmul batch
     logit_chunk: int = 256  # positions per LM-head matmul (a chunk is chunk x vocab floats)
+    # where the states between layers live: None = on ``device``; "cpu" keeps them in (pinned, when
+    # the device is a GPU) host memory and moves one state at a time to the device
+    state_device: str | None = None
+
+
+@dataclass
+class LayerCall:
+    """One layer of the walk, as the hooks see it."""
+
+    stack: str  # VISION or LLM
+    index: int
+    weights: Linears  # as loaded: on the device, in the compute dtype
+    inputs: list[torch.Tensor]  # the states entering the layer (tile chunks, or one [1, T, H] per sample)
+
+    @property
+    def unit(self) -> str:
+        return f"{self.stack}.layer.{self.index}"
+
+
+@dataclass
+class LayerHooks:
+    """``before(call)`` may return the weights to run the layer with (None: as loaded);
+    ``after(call, outputs)`` sees what the layer produced."""
+
+    before: Callable[[LayerCall], Linears | None] | None = None
+    after: Callable[[LayerCall, list[torch.Tensor]], None] | None = None
 
 
 class Engine:
-    def __init__(self, ckpt: Checkpoint, options: EngineOptions | None = None,
-                 on_linear_input: LinearHook | None = None, transform_unit: UnitTransform | None = None,
+    def __init__(self, source: UnitSource, options: EngineOptions | None = None,
                  progress: ProgressFn | None = None):
-        self.ckpt = ckpt
-        self.cfg = ckpt.config
+        self.source = source
+        self.cfg = source.config
         self.opt = options or EngineOptions()
-        self.hook = on_linear_input
-        self.transform = transform_unit
         self.progress = progress or (lambda unit: None)
 
     # --- units -----------------------------------------------------------
     def load(self, unit_name: str, cast: bool = True) -> Linears:
         """A unit's tensors on the device; in the compute dtype unless ``cast`` is False."""
-        unit = self.ckpt.load_unit(unit_name)
+        unit = self.source.load_unit(unit_name)
         if unit_name == "llm.head" and self.cfg.llm.tie_word_embeddings:
-            unit.tensors.update(self.ckpt.load_unit("llm.embed").tensors)
-        if self.transform is not None:
-            unit = self.transform(unit)
+            unit.tensors.update(self.source.load_unit("llm.embed").tensors)
         dtype = self.opt.dtype if cast else None
         tensors = {k: v.to(self.opt.device, dtype) for k, v in unit.tensors.items()}
         self.progress(unit_name)
-        return Linears(tensors, self.hook)
+        return Linears(tensors)
+
+    # --- the layer walk ------------------------------------------------------
+    def layer_count(self, stack: str) -> int:
+        return self.cfg.vision.num_layers if stack == VISION else self.cfg.llm.num_layers
+
+    def apply_layer(self, stack: str, index: int, w: Linears, x: torch.Tensor) -> torch.Tensor:
+        """One layer of ``stack`` on one state (a chunk of tiles, or one sample)."""
+        if stack == VISION:
+            return vision_layer(self.cfg, w, x, f"{VISION_PREFIX}encoder.layers.{index}.")
+        return decoder_layer(self.cfg, w, x, index, rope_for(self.cfg, x.shape[1], x.device, x.dtype))
+
+    def store(self, x: torch.Tensor) -> torch.Tensor:
+        """A state as it is kept between layers (``state_device``)."""
+        where = self.opt.state_device or self.opt.device
+        if x.device == torch.device(where):
+            return x
+        x = x.to(where)
+        if where == "cpu" and torch.device(self.opt.device).type == "cuda":
+            x = x.pin_memory()  # copies back to the GPU can then overlap
+        return x
+
+    def walk(self, stack: str, states: list[torch.Tensor], hooks: LayerHooks | None = None,
+             start: int = 0) -> list[torch.Tensor]:
+        """Layers ``start..`` of ``stack`` over ``states``, one layer's weights in memory at a time."""
+        hooks = hooks or LayerHooks()
+        for i in range(start, self.layer_count(stack)):
+            w = self.load(f"{stack}.layer.{i}")
+            call = LayerCall(stack, i, w, states)
+            run_with = (hooks.before(call) if hooks.before else None) or w
+            outputs = [self.store(self.apply_layer(stack, i, run_with, x.to(self.opt.device))) for x in states]
+            if hooks.after:
+                hooks.after(call, outputs)
+            states = outputs
+            del w, run_with, call
+        return states
 
     # --- image path ----------------------------------------------------------
-    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+    def encode_images(self, pixels: torch.Tensor, hooks: LayerHooks | None = None) -> torch.Tensor:
         """[tiles, 3, S, S] -> [tiles, tokens_per_tile, llm hidden]: tower, shuffle, projector."""
-        chunks = list(pixels.split(self.opt.vision_chunk))
         w = self.load("vision.embeddings")
-        xs = [embed_patches(self.cfg, w, c.to(self.opt.device), VISION_PREFIX) for c in chunks]
+        xs = [self.store(embed_patches(self.cfg, w, c.to(self.opt.device), VISION_PREFIX))
+              for c in pixels.split(self.opt.vision_chunk)]
         del w
-        for i in range(self.cfg.vision.num_layers):
-            w = self.load(f"vision.layer.{i}")
-            prefix = f"{VISION_PREFIX}encoder.layers.{i}."
-            xs = [vision_layer(self.cfg, w, x, prefix) for x in xs]
-            del w
+        xs = self.walk(VISION, xs, hooks)
         w = self.load("projector")
-        out = torch.cat([project(self.cfg, w, shuffle_tokens(self.cfg, x)) for x in xs])
-        return out
+        return torch.cat([project(self.cfg, w, shuffle_tokens(self.cfg, x.to(self.opt.device))) for x in xs])
 
     # --- text path -------------------------------------------------------------
-    def embed(self, samples: Sequence[Prepared]) -> list[torch.Tensor]:
-        """Input embeddings [1, tokens, hidden] per sample, image slots filled with image tokens."""
+    def embed(self, samples: Sequence[Prepared], vision_hooks: LayerHooks | None = None,
+              max_tokens: int | None = None) -> list[torch.Tensor]:
+        """Input embeddings [1, tokens, hidden] per sample, image slots filled with image tokens; with
+        ``max_tokens``, each sample's first ``max_tokens`` only (the image tokens past it are dropped)."""
         tiles = [s.pixels for s in samples if s.pixels is not None]
-        image_tokens = self.encode_images(torch.cat(tiles)) if tiles else None
+        image_tokens = self.encode_images(torch.cat(tiles), vision_hooks) if tiles else None
         w = self.load("llm.embed", cast=False)  # gather rows first: the full table in float32 is 3 GB
         table = w["language_model.model.embed_tokens.weight"]
+        flat = image_tokens.reshape(-1, image_tokens.shape[-1]) if image_tokens is not None else None
         out, offset = [], 0
         for s in samples:
-            x = table[s.input_ids.to(self.opt.device)].to(self.opt.dtype)
-            n = int(s.image_mask.sum())
-            if n:
-                assert image_tokens is not None
-                flat = image_tokens.reshape(-1, image_tokens.shape[-1])
-                x[s.image_mask.to(self.opt.device)] = flat[offset: offset + n].to(x.dtype)
-                offset += n
-            out.append(x.unsqueeze(0))
+            keep = slice(0, max_tokens)
+            x = table[s.input_ids[keep].to(self.opt.device)].to(self.opt.dtype)
+            n, kept = int(s.image_mask.sum()), int(s.image_mask[keep].sum())
+            if kept:
+                assert flat is not None
+                x[s.image_mask[keep].to(self.opt.device)] = flat[offset: offset + kept].to(x.dtype)
+            offset += n
+            out.append(self.store(x.unsqueeze(0)))
         return out
-
-    def decoder_layers(self, hidden: list[torch.Tensor], layers: Iterable[int] | None = None) -> list[torch.Tensor]:
-        for i in layers if layers is not None else range(self.cfg.llm.num_layers):
-            w = self.load(f"llm.layer.{i}")
-            hidden = [decoder_layer(self.cfg, w, x, i, rope_for(self.cfg, x.shape[1], x.device, x.dtype))
-                      for x in hidden]
-            del w
-        return hidden
 
     def logits(self, hidden: list[torch.Tensor], on_logits: LogitsFn,
                positions: Sequence[torch.Tensor] | None = None) -> None:
@@ -115,10 +176,10 @@ class Engine:
         for i, x in enumerate(hidden):
             pos = positions[i] if positions is not None else torch.arange(x.shape[1])
             for chunk in pos.split(self.opt.logit_chunk):
-                on_logits(i, chunk, lm_head(self.cfg, w, x[0, chunk.to(x.device)]))
+                on_logits(i, chunk, lm_head(self.cfg, w, x[0, chunk.to(x.device)].to(self.opt.device)))
 
     @torch.no_grad()
     def run(self, samples: Sequence[Prepared], on_logits: LogitsFn,
             positions: Sequence[torch.Tensor] | None = None) -> None:
         """The whole model over ``samples``."""
-        self.logits(self.decoder_layers(self.embed(samples)), on_logits, positions)
+        self.logits(self.walk(LLM, self.embed(samples)), on_logits, positions)

@@ -18,7 +18,7 @@ from .ops import gelu, layer_norm, rms_norm
 PROJECTOR_LN_EPS = 1e-5  # nn.LayerNorm's default, which InternVL's mlp1 uses
 
 
-def _norm(cfg: ModelConfig, w: Linears, name: str, x: torch.Tensor) -> torch.Tensor:
+def vision_norm(cfg: ModelConfig, w: Linears, name: str, x: torch.Tensor) -> torch.Tensor:
     eps = cfg.vision.layer_norm_eps
     if cfg.vision.norm_type == "rms_norm":
         return rms_norm(x, w[name + ".weight"], eps)
@@ -39,21 +39,28 @@ def embed_patches(cfg: ModelConfig, w: Linears, pixels: torch.Tensor, prefix: st
     return x + pos
 
 
-def vision_layer(cfg: ModelConfig, w: Linears, x: torch.Tensor, prefix: str) -> torch.Tensor:
+def vision_attention(cfg: ModelConfig, w: Linears, h: torch.Tensor, prefix: str) -> torch.Tensor:
+    """Self-attention block on the normed input ``h`` [tiles, tokens, width], ``attn.proj`` included."""
     v = cfg.vision
-    b, n, c = x.shape
+    b, n, c = h.shape
     heads, d = v.num_heads, c // v.num_heads
-    h = _norm(cfg, w, prefix + "norm1", x)
     q, k, val = w(prefix + "attn.qkv", h).chunk(3, dim=-1)
     if v.qk_normalization:  # over the full width, before splitting into heads
-        q = _norm(cfg, w, prefix + "attn.q_norm", q)
-        k = _norm(cfg, w, prefix + "attn.k_norm", k)
+        q = vision_norm(cfg, w, prefix + "attn.q_norm", q)
+        k = vision_norm(cfg, w, prefix + "attn.k_norm", k)
     q, k, val = (t.view(b, n, heads, d).transpose(1, 2) for t in (q, k, val))
     a = F.scaled_dot_product_attention(q, k, val).transpose(1, 2).reshape(b, n, c)
-    x = x + w[prefix + "ls1"] * w(prefix + "attn.proj", a)
-    h = _norm(cfg, w, prefix + "norm2", x)
-    h = w(prefix + "mlp.fc2", gelu(w(prefix + "mlp.fc1", h)))
-    return x + w[prefix + "ls2"] * h
+    return w(prefix + "attn.proj", a)
+
+
+def vision_mlp(cfg: ModelConfig, w: Linears, h: torch.Tensor, prefix: str) -> torch.Tensor:
+    """fc1, exact GELU, fc2 on the normed input ``h``."""
+    return w(prefix + "mlp.fc2", gelu(w(prefix + "mlp.fc1", h)))
+
+
+def vision_layer(cfg: ModelConfig, w: Linears, x: torch.Tensor, prefix: str) -> torch.Tensor:
+    x = x + w[prefix + "ls1"] * vision_attention(cfg, w, vision_norm(cfg, w, prefix + "norm1", x), prefix)
+    return x + w[prefix + "ls2"] * vision_mlp(cfg, w, vision_norm(cfg, w, prefix + "norm2", x), prefix)
 
 
 def pixel_shuffle(x: torch.Tensor, scale: int, ps_version: str) -> torch.Tensor:

@@ -204,4 +204,4 @@ def unpack_gemm(qweight: Tensor, qzeros: Tensor, scales: Tensor) -> tuple[Tensor
     return q, zeros, scales.to(torch.float32).t().contiguous()
 
 
-__all__ = ["BITS", "ORDER", "quantize_groups", "dequantize", "pack_gemm", "unpack_gemm"]
+__all__ = ["BITS", "ORDER", "PACK", "quantize_groups", "dequantize", "pack_gemm", "unpack_gemm"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 _LLM = r"^language_model\.model\.layers\.(\d+)\."
 _VIT = r"^vision_model\.encoder\.layers\.(\d+)\."
@@ -84,3 +85,9 @@ PRE_TOKENIZER_BY_WRAP: dict[tuple[tuple[int, ...], tuple[int, ...]], str] = {
     ((151646,), ()): "deepseek-r1-qwen",
 }
 DEFAULT_PRE_TOKENIZER = "qwen2"
+
+
+def sidecar_path(gguf_path: Path) -> Path:
+    """Where ``r1v-quant gguf`` records a file's provenance and export options (``<stem>.r1v.json``),
+    so that nothing of ours has to go into the ``.gguf`` itself."""
+    return gguf_path.with_name(gguf_path.name.removesuffix(".gguf") + ".r1v.json")

@@ -28,14 +28,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..calibrate.capture import capture_decoder_inputs
 from ..engine.linear import Linears
 from ..engine.llm import LAYER_PREFIX, attention, mlp, rope_for
-from ..engine.ops import rms_norm
 from ..formats.awq_gemm import dequantize, quantize_groups
 from ..read.config import ModelConfig
+from ..read.layout import LLM_LINEARS
 
-LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-           "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
 NO_CLIP = ("self_attn.q_proj", "self_attn.k_proj")  # their errors are squashed by softmax; AWQ leaves them
 
 
@@ -112,21 +111,8 @@ class LayerQuantizer:
 
     def capture(self, xs: Sequence[torch.Tensor]) -> dict[str, list[torch.Tensor]]:
         """Inputs of every linear and of each block, from one float forward."""
-        feats: dict[str, list[torch.Tensor]] = {}
-
-        def hook(name: str, x: torch.Tensor) -> None:
-            feats.setdefault(name.removeprefix(self.p), []).append(x)
-
-        lin = Linears(self.t, hook)
-        eps = self.cfg.llm.rms_norm_eps
-        for x, rope in zip(xs, self._ropes(xs)):
-            h = rms_norm(x, self.w("input_layernorm"), eps)
-            feats.setdefault("attn_in", []).append(h)
-            x = x + attention(self.cfg, lin, h, self.layer, rope)
-            h = rms_norm(x, self.w("post_attention_layernorm"), eps)
-            feats.setdefault("mlp_in", []).append(h)
-            mlp(self.cfg, lin, h, self.layer)  # only for the hook: gate/up/down inputs
-        for name in LINEARS:
+        feats = capture_decoder_inputs(self.cfg, self.layer, self.t, xs)
+        for name in LLM_LINEARS:
             self.report.max_abs_input[name] = max(float(f.abs().max()) for f in feats[name])
         return feats
 
@@ -238,7 +224,7 @@ class LayerQuantizer:
         for group, s in scales:
             self.fold(group, s, feats)
         out: dict[str, QuantizedLinear] = {}
-        for name in LINEARS:
+        for name in LLM_LINEARS:
             step(f"clip + quantize: {name.split('.')[-1]}")
             clip = None if name in NO_CLIP else self.search_clip(name, feats)
             q, z, sc = quantize_groups(self.w(name), self.opt.group_size, clip)

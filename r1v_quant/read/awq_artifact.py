@@ -18,11 +18,12 @@ import torch
 
 from ..errors import InputError
 from ..formats.awq_gemm import dequantize, unpack_gemm
-from .artifact import AWQ, check_finite, read_json
 from .checkpoint import Unit, shard_map
 from .config import ModelConfig, load_config
+from .files import read_json_object
 from .layout import classify, expected_tensors, walk_order
 from .safetensors_file import SafetensorsFile
+from .sources import AWQ, check_finite
 
 PACKED = (".qweight", ".qzeros", ".scales")
 SUPPORTED = {"bits": 4, "version": "gemm", "zero_point": True}
@@ -66,7 +67,7 @@ class AwqArtifact:
         self.units: dict[str, list[str]] = {}
         for name in self.logical:
             self.units.setdefault(classify(name).name, []).append(name)
-        self.provenance = read_json(self.dir / SUMMARY_FILE).get("source", {})
+        self.provenance = read_json_object(self.dir / SUMMARY_FILE).get("source", {})
 
     def _shape(self, name: str) -> tuple[int, ...]:
         stored = self.logical[name]

@@ -29,18 +29,14 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..formats.gguf_names import gguf_name
-from .artifact import GGUF, check_finite, read_json
+from ..formats.gguf_names import gguf_name, sidecar_path
 from .checkpoint import Unit
 from .config import ModelConfig, parse_config
+from .files import read_json_object
 from .layout import LLM, classify, expected_tensors, walk_order
+from .sources import GGUF, check_finite
 
 POSITION_TABLE = "vision_model.embeddings.position_embedding"
-
-
-def sidecar_path(gguf_path: Path) -> Path:
-    """Where ``r1v-quant gguf`` records a file's provenance and export options."""
-    return gguf_path.with_name(gguf_path.name.removesuffix(".gguf") + ".r1v.json")
 
 
 def _reader(path: Path, arch: str) -> Any:
@@ -134,7 +130,7 @@ class GgufArtifact:
                 self._tensors[t.name] = (path, t)
         self.config = _config(llm, self.llm_path, mm, self.mmproj_path,
                               {k: t for k, (_, t) in self._tensors.items()})
-        sides = {p: read_json(sidecar_path(p)) for p in (self.llm_path, self.mmproj_path)}
+        sides = {p: read_json_object(sidecar_path(p)) for p in (self.llm_path, self.mmproj_path)}
         self.rolled = bool(sides[self.mmproj_path].get("options", {}).get("roll_position_embd", False))
         self.provenance = sides[self.llm_path].get("source", {})
         self.names: dict[str, tuple[str, ...]] = {}  # checkpoint name -> GGUF name(s)

@@ -38,6 +38,10 @@ UNIT_PATTERNS: list[tuple[re.Pattern[str], str, str]] = [
 
 VISION_LAYER_PREFIX = "vision_model.encoder.layers.{}."
 LLM_LAYER_PREFIX = "language_model.model.layers.{}."
+# The linear layers of one decoder layer / one vision layer (names after the layer prefix, no ".weight").
+LLM_LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+               "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
+VISION_LINEARS = ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")
 
 
 @dataclass(frozen=True)

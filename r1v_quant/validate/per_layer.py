@@ -22,24 +22,14 @@ this (``--source``); the logits figures never use it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..engine import Engine, EngineOptions, Prepared
-from ..engine.llm import LAYER_PREFIX, decoder_layer, rope_for
-from ..errors import InputError
-from ..read import open_checkpoint
-from ..read.artifact import WeightSource
-from ..read.fingerprint import fingerprint
+from ..engine.llm import LAYER_PREFIX
+from ..read.layout import LLM_LINEARS
 from .plot import line_plot
-from .reference import DTYPES
-from .reference_file import Reference
-
-PROJECTIONS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-               "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
 
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -70,51 +60,33 @@ def effective_weights(cfg: Any, w: Any, prefix: str) -> dict[str, torch.Tensor]:
     }
 
 
-def _short(projection: str) -> str:
+def short_name(projection: str) -> str:
     return projection.split(".")[-1]
 
 
-def diagnose(source_dir: Path, artifact: WeightSource, ref: Reference, prepared: Sequence[Prepared], opt: Any,
-             say: Callable[[str], None]) -> dict[str, Any]:
-    ckpt = open_checkpoint(source_dir)
-    if fingerprint(ckpt) != ref.meta["model"]["fingerprint"]:
-        raise InputError(f"{source_dir}: --source is not the model the reference was made from (fingerprint differs)")
-    def shape(c: Any) -> tuple[int, ...]:  # (eps and rope base may differ by float32 rounding in a GGUF)
-        return (c.hidden_size, c.num_layers, c.num_heads, c.num_kv_heads, c.head_dim, c.intermediate_size, c.vocab_size)
+class LayerComparison:
+    """Both versions of one decoder layer on the same inputs: the weight error of each linear
+    (on effective weights) and the relative error of the layer's update to the residual stream."""
 
-    if shape(ckpt.config.llm) != shape(artifact.config.llm):
-        raise InputError(f"{source_dir}: --source and the artifact have different language-model shapes")
-    options = EngineOptions(device=opt.device, dtype=DTYPES[opt.dtype])
-    src = Engine(ckpt, options)
-    art = Engine(artifact, options)  # type: ignore[arg-type]
-    cfg = ckpt.config
-    say("per-layer: embedding the eval samples with the source model")
-    hidden = src.embed(prepared)
-    layers = []
-    for i in range(cfg.llm.num_layers):
-        say(f"per-layer: decoder layer {i}")
-        ws, wa = src.load(f"llm.layer.{i}"), art.load(f"llm.layer.{i}")
-        prefix = LAYER_PREFIX.format(i)
-        eff_s, eff_a = effective_weights(cfg, ws, prefix), effective_weights(cfg, wa, prefix)
-        weight_error = {_short(p): relative_error(eff_a[p], eff_s[p]) for p in PROJECTIONS}
-        num = den = 0.0
-        out = []
-        for x in hidden:
-            rope = rope_for(cfg, x.shape[1], x.device, x.dtype)
-            ys, ya = decoder_layer(cfg, ws, x, i, rope), decoder_layer(cfg, wa, x, i, rope)
-            num += float((ya - ys).double().pow(2).sum())
-            den += float((ys - x).double().pow(2).sum())
-            out.append(ys)
-        hidden = out
-        layers.append({"layer": i, "weight_error": weight_error,
-                       "output_error": math.sqrt(num / den) if den else math.sqrt(num)})
-        del ws, wa
-    projections = [_short(p) for p in PROJECTIONS]
-    result: dict[str, Any] = {"projections": projections, "layers": layers}
-    if opt.plot is not None:
-        series = {p: [row["weight_error"][p] for row in layers] for p in projections}
-        series["layer output"] = [row["output_error"] for row in layers]
-        line_plot(Path(opt.plot), series, title=f"{artifact.kind} artifact: relative error by decoder layer",
-                  x_label="decoder layer", y_label="relative error (log scale)")
-        result["plot"] = str(opt.plot)
-    return result
+    def __init__(self, cfg: Any, layer: int, source: Any, artifact: Any):
+        prefix = LAYER_PREFIX.format(layer)
+        eff_s, eff_a = effective_weights(cfg, source, prefix), effective_weights(cfg, artifact, prefix)
+        self.layer = layer
+        self.weight_error = {short_name(p): relative_error(eff_a[p], eff_s[p]) for p in LLM_LINEARS}
+        self.num = self.den = 0.0
+
+    def add(self, x: torch.Tensor, source_out: torch.Tensor, artifact_out: torch.Tensor) -> None:
+        self.num += float((artifact_out - source_out).double().pow(2).sum())
+        self.den += float((source_out - x).double().pow(2).sum())
+
+    def row(self) -> dict[str, Any]:
+        return {"layer": self.layer, "weight_error": self.weight_error,
+                "output_error": math.sqrt(self.num / self.den) if self.den else math.sqrt(self.num)}
+
+
+def plot_layers(path: Path, kind: str, layers: list[dict[str, Any]]) -> None:
+    projections = [short_name(p) for p in LLM_LINEARS]
+    series = {p: [row["weight_error"][p] for row in layers] for p in projections}
+    series["layer output"] = [row["output_error"] for row in layers]
+    line_plot(path, series, title=f"{kind} artifact: relative error by decoder layer",
+              x_label="decoder layer", y_label="relative error (log scale)")

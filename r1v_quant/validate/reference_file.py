@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from ..engine.prompt import Prepared
 from ..errors import InputError
 from ..read.safetensors_file import SafetensorsFile
 from ..write.atomic import atomic_file
@@ -41,6 +42,13 @@ from ..write.safetensors_writer import PlannedTensor, write_shard
 
 FORMAT = "r1vref/1"
 META_KEY = "r1vref"
+
+
+def scored_positions(p: Prepared) -> torch.Tensor:
+    """Positions whose next token is real text: predicting the next image-slot token means nothing."""
+    n = len(p.input_ids)
+    keep = ~p.image_mask[1:]
+    return torch.arange(n - 1)[keep]
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Token ids come from the reference itself (``seq.input_ids``), so an artifact that
 ships no tokenizer (a GGUF pair) runs the very same sequences.  Which positions are
 image slots follows from the reference too: a position is scored exactly when the
-next token is not an image slot (:func:`~r1v_quant.validate.reference.scored_positions`),
+next token is not an image slot (:func:`~r1v_quant.validate.reference_file.scored_positions`),
 so the slots are the tokens after the unscored positions.  The images are read from
 the eval data (its hash must match the reference's) and tiled with the artifact's own
 preprocessing; each sample must come out with the reference's number of tiles.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -22,6 +23,7 @@ from ..engine.image import load_image, normalize_tile, tile_image
 from ..engine.prompt import Prepared
 from ..errors import InputError
 from ..read.config import ModelConfig
+from ..read.sources import WeightSource
 from .reference_file import Reference
 
 
@@ -30,6 +32,20 @@ class RebuiltSamples:
     prepared: list[Prepared]
     tiles: list[list[Image.Image]]  # per sample, the RGB tiles in slot order (for llama.cpp's mtmd)
     rows: list[slice]  # per sample, its rows in the reference's position table
+
+
+def check_same_model(ref: Reference, source: WeightSource) -> dict[str, Any]:
+    """Refuse a reference made from another model; say how sure the check is."""
+    want = ref.meta["model"]["fingerprint"]
+    vocab = ref.meta["model"].get("vocab_size")
+    if vocab is not None and vocab != source.config.llm.vocab_size:
+        raise InputError(f"the reference is from another model: vocabulary {vocab}, "
+                         f"the artifact's {source.config.llm.vocab_size}")
+    got = source.provenance.get("fingerprint")
+    if got is not None and got != want:
+        raise InputError(f"the reference is from another model: its fingerprint is {want[:12]}..., "
+                         f"the artifact was made from {got[:12]}...")
+    return {"reference_fingerprint": want, "fingerprint_checked": got is not None}
 
 
 def resolve_data(ref: Reference, data: Path | None) -> Path:

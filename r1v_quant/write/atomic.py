@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -90,3 +91,11 @@ def atomic_file(final: str | os.PathLike[str], overwrite: bool = False) -> Itera
     with _removed_on_failure(tmp, final):
         yield tmp
         os.replace(tmp, final)
+
+
+def output_digest(out: Path) -> str:
+    """sha256 over every file of an output folder (names and bytes), for reproducibility checks."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in out.rglob("*") if p.is_file()):
+        h.update(f.relative_to(out).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()

@@ -26,8 +26,10 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..formats.awq_gemm import PACK, pack_gemm
+from ..read.awq_artifact import SUMMARY_FILE
 from ..read.checkpoint import Checkpoint
-from ..read.safetensors_file import READ_DTYPES, SafetensorsFile
+from ..read.layout import LLM_LINEARS, classify
 from .atomic import atomic_dir
 from .safetensors_writer import PlannedTensor, write_sharded
 
@@ -36,6 +38,23 @@ COPIED_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges
                 "added_tokens.json", "generation_config.json", "preprocessor_config.json", "chat_template.json",
                 "chat_template.jinja")
 NOT_CONVERTED = ["vision_model", "mlp1", "language_model.lm_head"]
+
+
+__all__ = ["SUMMARY_FILE", "WorkDir", "assemble", "pack_layer", "plan_awq", "quantization_config"]
+
+
+def pack_layer(prefix: str, quantized: dict[str, Any], norms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """One quantized layer as stored: each linear's GEMM triple (and bias) in float16, the folded norms."""
+    out = {k: v.to(torch.float16).cpu() for k, v in norms.items()}
+    for name, ql in quantized.items():
+        base = prefix + name
+        packed = pack_gemm(ql.q.cpu(), ql.zeros.cpu(), ql.scales.cpu())
+        out[base + ".qweight"] = packed["qweight"]
+        out[base + ".qzeros"] = packed["qzeros"]
+        out[base + ".scales"] = packed["scales"]
+        if ql.bias is not None:
+            out[base + ".bias"] = ql.bias.to(torch.float16).cpu()
+    return out
 
 
 def quantization_config(group_size: int) -> dict[str, Any]:
@@ -59,6 +78,12 @@ class WorkDir:
         shutil.rmtree(self.path, ignore_errors=True)
         self.path.mkdir(parents=True)
         self._write_state({"key": key, "done": 0})
+
+    def set_calibration(self, calibration: dict[str, Any]) -> None:
+        """What the calibration inputs hold (samples, tokens), for the report."""
+        state = self.state() or {}
+        state["calibration"] = calibration
+        self._write_state(state)
 
     def _write_state(self, state: dict[str, Any]) -> None:
         tmp = self.path / "state.json.tmp"
@@ -94,28 +119,44 @@ class WorkDir:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+def _is_packed(name: str, linears: tuple[str, ...]) -> bool:
+    return name.endswith(".weight") and name.removesuffix(".weight").endswith(linears)
+
+
+def plan_awq(ckpt: Checkpoint, group_size: int) -> list[PlannedTensor]:
+    """Every tensor of the AWQ folder, in file order, from the checkpoint's metadata alone: each decoder
+    linear as its GEMM triple (``qweight`` int32 [K, N/8], ``qzeros`` int32 [K/G, N/8], ``scales`` float16
+    [K/G, N]; a packed layer's tensors sorted by name), everything else float16 in its own shape."""
+    plan: list[PlannedTensor] = []
+    for unit in ckpt.unit_names():
+        if not unit.startswith("llm.layer."):
+            plan += [PlannedTensor(n, torch.float16, ckpt.info(n).shape) for n in ckpt.units[unit]]
+            continue
+        layer: list[PlannedTensor] = []
+        for name in ckpt.units[unit]:
+            shape = ckpt.info(name).shape
+            if not _is_packed(name, LLM_LINEARS):
+                layer.append(PlannedTensor(name, torch.float16, shape))
+                continue
+            n, k = shape
+            base = name.removesuffix(".weight")
+            layer += [PlannedTensor(base + ".qweight", torch.int32, (k, n // PACK)),
+                      PlannedTensor(base + ".qzeros", torch.int32, (k // group_size, n // PACK)),
+                      PlannedTensor(base + ".scales", torch.float16, (k // group_size, n))]
+        plan += sorted(layer, key=lambda t: t.name)
+    return plan
+
+
 def assemble(ckpt: Checkpoint, work: WorkDir, out: Path, group_size: int, overwrite: bool,
              on_tensor: Callable[[PlannedTensor], None] | None = None,
              extra_files: dict[str, str] | None = None) -> list[str]:
     """Write the final folder from the source (float16 parts) and the work folder (decoder layers)."""
-    layer_files: dict[str, int] = {}
-    plan: list[PlannedTensor] = []
-    for unit in ckpt.unit_names():
-        info = ckpt.unit_info[unit]
-        if unit.startswith("llm.layer."):
-            header = SafetensorsFile(work.layer_path(info.layer)).tensors  # shapes only, no data
-            for name in sorted(header):
-                plan.append(PlannedTensor(name, READ_DTYPES[header[name].dtype][0], header[name].shape))
-                layer_files[name] = info.layer
-            continue
-        for name in ckpt.units[unit]:
-            plan.append(PlannedTensor(name, torch.float16, ckpt.info(name).shape))
-
+    plan = plan_awq(ckpt, group_size)
     cache: dict[int, dict[str, torch.Tensor]] = {}
 
     def produce(t: PlannedTensor) -> torch.Tensor:
-        if t.name in layer_files:
-            layer = layer_files[t.name]
+        layer = classify(t.name).layer if t.name.startswith("language_model.model.layers.") else None
+        if layer is not None:
             if layer not in cache:
                 cache.clear()  # one layer in memory at a time
                 cache[layer] = work.layer_tensors(layer)

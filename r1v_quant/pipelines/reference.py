@@ -1,4 +1,8 @@
-"""Reference logits: the eval set through the source (BF16) model, reduced to what validation needs."""
+"""``reference``: the eval set through the source (BF16) model, reduced to what validation needs.
+
+Samples are prepared (:mod:`r1v_quant.calibrate.prompts`), run through the engine one unit at a
+time, and each scored position's distribution is reduced as it arrives to the compact form of
+:mod:`r1v_quant.validate.reference_file` (top-k, a sampled tail, log-sum-exp, the target)."""
 
 from __future__ import annotations
 
@@ -10,13 +14,13 @@ import torch
 
 from .. import __version__
 from ..calibrate.dataset import Sample, data_hash
-from ..engine import Engine, EngineOptions, Prepared, PromptBuilder
+from ..calibrate.prompts import prepare_samples
+from ..engine import Engine, EngineOptions, Prepared
+from ..engine.runner import COMPUTE_DTYPES
 from ..read.checkpoint import Checkpoint
 from ..read.fingerprint import fingerprint
-from .metrics import sample_tail
-from .reference_file import Reference
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+from ..validate.metrics import sample_tail
+from ..validate.reference_file import Reference, scored_positions
 
 
 @dataclass
@@ -29,24 +33,6 @@ class ReferenceOptions:
     batch_size: int = 0  # samples per pass over the weights; 0 = all at once
 
 
-def scored_positions(p: Prepared) -> torch.Tensor:
-    """Positions whose next token is real text: predicting the next image-slot token means nothing."""
-    n = len(p.input_ids)
-    keep = ~p.image_mask[1:]
-    return torch.arange(n - 1)[keep]
-
-
-def prepare_samples(ckpt: Checkpoint, samples: Sequence[Sample], max_tiles: int | None,
-                    on_sample: Callable[[], None] | None = None) -> list[Prepared]:
-    builder = PromptBuilder(ckpt.dir, ckpt.config, max_tiles=max_tiles)
-    out = []
-    for s in samples:
-        out.append(builder.prepare(s.id, s.messages, s.images, s.kind))
-        if on_sample:
-            on_sample()
-    return out
-
-
 def compute_reference(ckpt: Checkpoint, samples: Sequence[Sample], data_path: Path, opt: ReferenceOptions,
                       on_sample: Callable[[], None] | None = None,
                       on_unit: Callable[[str], None] | None = None) -> Reference:
@@ -55,7 +41,7 @@ def compute_reference(ckpt: Checkpoint, samples: Sequence[Sample], data_path: Pa
     cols: dict[str, list[torch.Tensor]] = {k: [] for k in
                                            ("sample", "index", "target", "target_lp", "lse", "answer", "ids", "lps",
                                             "tail_ids", "tail_lps", "tail_mass")}
-    engine = Engine(ckpt, EngineOptions(device=opt.device, dtype=DTYPES[opt.dtype]), progress=on_unit)
+    engine = Engine(ckpt, EngineOptions(device=opt.device, dtype=COMPUTE_DTYPES[opt.dtype]), progress=on_unit)
     for batch_start, batch in _indexed_batches(prepared, opt.batch_size):
 
         def on_logits(i: int, pos: torch.Tensor, logits: torch.Tensor, base: int = batch_start) -> None:

@@ -13,14 +13,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from ..calibrate.dataset import data_hash, default_data_path, load_samples
-from ..errors import InputError, OutputError
-from ..formats.gguf_mix import FILE_TYPES
-from ..formats.sizes import GB, awq_bytes, gguf_llm_bytes, gguf_mmproj_bytes
-from ..read.checkpoint import Checkpoint
-from ..read.fingerprint import fingerprint
-from ..write.gguf_export import ExportPlan, plan_export
+from ... import __version__
+from ...calibrate.dataset import data_hash, default_data_path, load_samples
+from ...errors import InputError, OutputError
+from ...formats.gguf_mix import FILE_TYPES
+from ...read.checkpoint import Checkpoint
+from ...read.fingerprint import fingerprint
+from ...write.gguf.plan import ExportPlan, plan_export
+from ...write.sizes import GB, awq_bytes, gguf_llm_bytes, gguf_mmproj_bytes
 from .eval_data import select
 
 SCHEMA = "r1v-quant.release/1"
@@ -41,7 +41,7 @@ class ReleaseOptions:
     mmproj_type: str = "f16"
     name: str | None = None  # default: the checkpoint folder's name
     # A release's GGUF pair is for llama.cpp, whose InternVL graph (0c1e57098) applies the position rows
-    # off by one: rolled, its image embeddings are right there (see write/gguf_export.py).
+    # off by one: rolled, its image embeddings are right there (see write/gguf/compat.py).
     roll_pos_embd: bool = True
     eval_data: Path | None = None  # default: the shipped eval set
     eval_samples: int | None = None  # first half images, second half text; None: all

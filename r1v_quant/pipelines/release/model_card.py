@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..formats.sizes import GB, RUNTIME_OVERHEAD_BYTES
+from ...write.sizes import GB, RUNTIME_OVERHEAD_BYTES
 
 MEMORY_CONTEXTS = (4096, 8192, 32768)  # tokens of fp16 KV cache in the memory table
 # validation figures shown per prompt kind: (key in the report's groups, column title)

@@ -13,8 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ..calibrate.dataset import Sample, data_hash, load_samples
-from ..write.atomic import atomic_dir
+from ...calibrate.dataset import Sample, data_hash, load_samples
+from ...write.atomic import atomic_dir
 
 FILE = "eval.jsonl"
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, R1VError
-from ..write.atomic import atomic_file
+from ...errors import InputError, R1VError
+from ...write.atomic import atomic_file
 from .plan import SCHEMA
 
 MANIFEST = "manifest.json"
@@ -69,7 +69,7 @@ def rounded(x: Any) -> Any:
 
 
 def validation_record(report: Any) -> dict[str, Any]:
-    """What of a :class:`~r1v_quant.validate.run.ValidationReport` goes into the manifest and cards."""
+    """What of a :class:`~r1v_quant.validate.report.ValidationReport` goes into the manifest and cards."""
     return rounded({"passed": bool(report.passed), "kind": report.kind, "runtime": report.runtime,
                  "groups": {g: dict(sorted(v.items())) for g, v in sorted(report.groups.items())},
                  "checks": [dict(c) for c in report.checks]})

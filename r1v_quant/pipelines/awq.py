@@ -1,17 +1,18 @@
-"""AWQ of the whole language model, one decoder layer at a time straight from the shards.
+"""``awq``: AWQ of the whole language model, one decoder layer at a time straight from the shards.
 
-Calibration samples go through the real image path (vision tower and ``mlp1``
-spliced into the LLM input), so every layer is calibrated on the mix of image
-and text tokens the model sees.  Per layer: read the layer, search and fold the
-scales, clip, quantize, pack, save; then compute the next layer's input, from
-the float layer (``propagate="float"``, as AutoAWQ does; the default, because it
-measured lower KL in ``bench/bench_awq.py``) or the quantized one (``"quantized"``:
-later layers are calibrated on the errors of earlier ones).
+Calibration samples go through the real image path (vision tower and ``mlp1`` spliced into the
+LLM input), so every layer is calibrated on the mix of image and text tokens the model sees.
+The engine's layer walk then visits each decoder layer: before the layer runs, its weights are
+quantized (:class:`~r1v_quant.quantize.awq.LayerQuantizer`: search and fold the scales, clip,
+quantize); the layer then computes the next layer's input, from the float weights
+(``propagate="float"``, as AutoAWQ does; the default, because it measured lower KL in
+``bench/bench_awq.py``) or the quantized ones (``"quantized"``: later layers are calibrated on
+the errors of earlier ones); after it, the packed layer and those inputs are saved in the work
+folder (:class:`~r1v_quant.write.awq_export.WorkDir`), so an interrupted run resumes there.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -22,16 +23,16 @@ import torch
 
 from .. import __version__
 from ..calibrate.dataset import data_hash, default_data_path, load_samples
-from ..engine import Engine, EngineOptions
+from ..calibrate.prompts import prepare_samples
+from ..engine import Engine, EngineOptions, LayerCall, LayerHooks
 from ..engine.linear import Linears
-from ..engine.llm import decoder_layer, rope_for
+from ..engine.runner import COMPUTE_DTYPES
 from ..errors import InputError
-from ..formats.awq_gemm import pack_gemm
+from ..quantize.awq import AWQOptions, LayerQuantizer
 from ..read.checkpoint import Checkpoint
 from ..read.fingerprint import fingerprint
-from ..validate.reference import prepare_samples
-from ..write.awq_export import WorkDir, assemble
-from .awq import AWQOptions, LayerQuantizer
+from ..read.layout import LLM
+from ..write.awq_export import SUMMARY_FILE, WorkDir, assemble, pack_layer
 
 FP16_MAX = 65504.0
 FP16_MARGIN = 4.0  # warn when an activation comes within this factor of float16's largest value
@@ -58,22 +59,6 @@ def _key(ckpt: Checkpoint, opt: AWQRunOptions, data: Path) -> dict[str, Any]:
             "options": {k: v for k, v in asdict(opt).items() if k != "device"}}
 
 
-COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
-
-def pack_layer(lq: LayerQuantizer, quantized: dict, norms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out = {k: v.to(torch.float16).cpu() for k, v in norms.items()}
-    for name, ql in quantized.items():
-        base = lq.p + name
-        packed = pack_gemm(ql.q.cpu(), ql.zeros.cpu(), ql.scales.cpu())
-        out[base + ".qweight"] = packed["qweight"]
-        out[base + ".qzeros"] = packed["qzeros"]
-        out[base + ".scales"] = packed["scales"]
-        if ql.bias is not None:
-            out[base + ".bias"] = ql.bias.to(torch.float16).cpu()
-    return out
-
-
 def fp16_warnings(report: dict[str, Any]) -> list[str]:
     limit = FP16_MAX / FP16_MARGIN
     out = [f"layer {report['layer']}: {name} input reaches {v:.0f}" for name, v in
@@ -81,6 +66,20 @@ def fp16_warnings(report: dict[str, Any]) -> list[str]:
     if report["max_abs_hidden"] > limit:
         out.append(f"layer {report['layer']}: residual stream reaches {report['max_abs_hidden']:.0f}")
     return out
+
+
+def _calibration_inputs(ckpt: Checkpoint, engine: Engine, opt: AWQRunOptions, data: Path, emit: Events
+                        ) -> tuple[list[torch.Tensor], dict[str, int]]:
+    """The first decoder layer's inputs, one [1, tokens, hidden] per sample, and what they hold."""
+    samples = load_samples(data)[: opt.samples]
+    emit("prepare", {"samples": len(samples)})
+    prepared = prepare_samples(ckpt, samples, opt.max_tiles)
+    with torch.no_grad():
+        hidden = [x[:, : opt.seq_len] for x in engine.embed(prepared)]
+    calib = {"samples": len(prepared), "image_samples": sum(p.has_image for p in prepared),
+             "tokens": sum(int(x.shape[1]) for x in hidden),
+             "image_tokens": sum(int(p.image_mask[: opt.seq_len].sum()) for p in prepared)}
+    return hidden, calib
 
 
 def quantize_model(ckpt: Checkpoint, out: Path, opt: AWQRunOptions, resume: bool = False, overwrite: bool = False,
@@ -99,41 +98,36 @@ def quantize_model(ckpt: Checkpoint, out: Path, opt: AWQRunOptions, resume: bool
         raise InputError(f"{work.path}: the interrupted run used another model, data or options; "
                          "run without --resume to start over")
     start = state["done"] if state else 0
-
+    engine = Engine(ckpt, EngineOptions(device=opt.device, dtype=COMPUTE_DTYPES[opt.dtype]),
+                    progress=lambda u: emit("unit", {"unit": u}))
     if start == 0:
         work.start(key)
-        samples = load_samples(data)[: opt.samples]
-        emit("prepare", {"samples": len(samples)})
-        prepared = prepare_samples(ckpt, samples, opt.max_tiles)
-        engine = Engine(ckpt, EngineOptions(device=opt.device, dtype=COMPUTE_DTYPES[opt.dtype]),
-                        progress=lambda u: emit("unit", {"unit": u}))
-        with torch.no_grad():
-            hidden = [x[:, : opt.seq_len] for x in engine.embed(prepared)]
-        calib = {"samples": len(prepared), "image_samples": sum(p.has_image for p in prepared),
-                 "tokens": sum(int(x.shape[1]) for x in hidden),
-                 "image_tokens": sum(int(p.image_mask[: opt.seq_len].sum()) for p in prepared)}
-        state = work.state()
-        state["calibration"] = calib
-        work._write_state(state)
+        hidden, calib = _calibration_inputs(ckpt, engine, opt, data, emit)
+        work.set_calibration(calib)
     else:
         hidden = work.hidden(opt.device)
         emit("resume", {"layer": start})
 
     awq = AWQOptions(group_size=opt.group_size)
-    for i in range(start, cfg.llm.num_layers):
+    layer: dict[str, Any] = {}
+
+    def quantize_layer(call: LayerCall) -> Linears | None:
+        i = call.index
         emit("layer_start", {"layer": i})
-        unit = ckpt.load_unit(f"llm.layer.{i}")
-        float_w = {k: v.to(opt.device, COMPUTE_DTYPES[opt.dtype]) for k, v in unit.tensors.items()}
-        lq = LayerQuantizer(cfg, i, dict(float_w), awq)
-        with torch.no_grad():
-            quantized, norms = lq.run(hidden, lambda what: emit("step", {"layer": i, "step": what}))
-            weights = lq.dequantized(quantized, norms) if opt.propagate == "quantized" else float_w
-            lin = Linears(weights)
-            hidden = [decoder_layer(cfg, lin, x, i, rope_for(cfg, x.shape[1], x.device, x.dtype)) for x in hidden]
-        lq.report.max_abs_hidden = max(float(x.abs().max()) for x in hidden)
+        lq = LayerQuantizer(cfg, i, dict(call.weights.t), awq)
+        quantized, norms = lq.run(call.inputs, lambda what: emit("step", {"layer": i, "step": what}))
+        layer.update(lq=lq, packed=pack_layer(lq.p, quantized, norms))
+        return Linears(lq.dequantized(quantized, norms)) if opt.propagate == "quantized" else None
+
+    def save_layer(call: LayerCall, outputs: list[torch.Tensor]) -> None:
+        lq = layer.pop("lq")
+        lq.report.max_abs_hidden = max(float(x.abs().max()) for x in outputs)
         report = asdict(lq.report)
-        work.layer_done(i, pack_layer(lq, quantized, norms), hidden, report)
+        work.layer_done(call.index, layer.pop("packed"), outputs, report)
         emit("layer_done", report)
+
+    with torch.no_grad():
+        engine.walk(LLM, hidden, LayerHooks(quantize_layer, save_layer), start=start)
 
     state = work.state()
     reports = state["reports"]
@@ -149,14 +143,6 @@ def quantize_model(ckpt: Checkpoint, out: Path, opt: AWQRunOptions, resume: bool
     summary["shards"] = assemble(
         ckpt, work, out, opt.group_size, overwrite,
         on_tensor=lambda t: emit("tensor", {"name": t.name, "bytes": t.nbytes}),
-        extra_files={"r1v_quant_awq.json": json.dumps(summary, indent=2, sort_keys=True) + "\n"})
+        extra_files={SUMMARY_FILE: json.dumps(summary, indent=2, sort_keys=True) + "\n"})
     work.remove()
     return summary
-
-
-def output_digest(out: Path) -> str:
-    """sha256 over every file of an output folder (names and bytes), for reproducibility checks."""
-    h = hashlib.sha256()
-    for f in sorted(p for p in out.rglob("*") if p.is_file()):
-        h.update(f.relative_to(out).as_posix().encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()

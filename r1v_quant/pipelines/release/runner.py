@@ -3,7 +3,7 @@
 Step ids (see :meth:`ReleasePlan.steps`): ``eval-data``, ``reference``, then per artifact a build,
 a validation and (per folder) a publish: the card is written into the staged folder, which is then
 renamed into ``dist/``.  The manifest is written last, from the state alone, and the state folder is
-removed.  Validation is one call, :func:`r1v_quant.validate.run.validate_artifact`.
+removed.  Validation is one call, :func:`r1v_quant.pipelines.validate.validate_artifact`.
 """
 
 from __future__ import annotations
@@ -17,19 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..calibrate.dataset import load_samples
-from ..errors import InputError, OutputError, R1VError
-from ..formats.sizes import kv_cache_bytes
-from ..quantize.awq_model import AWQRunOptions, quantize_model
-from ..read import open_checkpoint
-from ..read.checkpoint import Checkpoint
-from ..validate.reference import ReferenceOptions, compute_reference
-from ..validate.reference_file import save_reference
-from ..validate.run import Thresholds, ValidateOptions, validate_artifact
-from ..write.atomic import check_writable, describe_os_error
-from ..write.gguf_export import export_gguf, plan_export
+from ...calibrate.dataset import load_samples
+from ...errors import InputError, OutputError, R1VError
+from ...read.checkpoint import Checkpoint, open_checkpoint
+from ...validate.reference_file import save_reference
+from ...validate.report import Thresholds
+from ...write.atomic import check_writable, describe_os_error
+from ...write.gguf.plan import plan_export
+from ...write.sizes import kv_cache_bytes
+from ..awq import AWQRunOptions, quantize_model
+from ..gguf import export_gguf
+from ..reference import ReferenceOptions, compute_reference
+from ..validate import ValidateOptions, validate_artifact
 from . import eval_data, model_card
-from .manifest import MANIFEST, describe_files, load_manifest, rounded, sha256_file, validation_record, write_manifest
+from .manifest import (MANIFEST, describe_files, load_manifest, rounded, sha256_file, validation_record, write_manifest)
 from .plan import SCHEMA, Artifact, ReleaseOptions, ReleasePlan, check_space, make_plan
 from .state import State
 
@@ -240,8 +241,7 @@ class _Run:
         # the file and what the exporter writes beside it (``<stem>.r1v.json``: provenance for validate)
         stem = fp.path.name.removesuffix(".gguf") + "."
         written = sorted(p for p in fp.path.parent.iterdir() if p.is_file() and p.name.startswith(stem))
-        fallbacks = [{"tensor": t.gguf_name, "wanted": t.wanted.name, "got": t.qtype.name} for t in fp.tensors
-                     if t.fell_back]
+        fallbacks = [{"tensor": t.gguf_name, "wanted": t.wanted.name, "got": t.qtype.name} for t in fp.fallbacks()]
         return {"files": {f"{self.plan.gguf_dir}/{p.name}": {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
                           for p in written},
                 "build": {"type": fp.type_name, "tensors": len(fp.tensors), "params": fp.params,

@@ -1,0 +1,27 @@
+"""One GGUF tensor's values -> its GGML bytes (F32 as is, everything else through the block encoders)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from gguf import GGMLQuantizationType
+
+from ..errors import InputError
+from .ggml_encoders import quantize
+
+
+def encode_tensor(x: torch.Tensor, qtype: GGMLQuantizationType, where: str, device: str = "cpu") -> np.ndarray:
+    """``x`` in any float dtype (the encoders convert chunk by chunk, so no float32 copy of a whole
+    big tensor is made); ``where`` names the tensor in errors (a NaN or infinity is refused)."""
+    if qtype == GGMLQuantizationType.F32:
+        x = x.to(torch.float32)
+        finite = torch.isfinite(x)
+        if not bool(finite.all()):
+            pos = int((~finite).flatten().nonzero()[0])
+            raise InputError(f"tensor '{where}': value {x.flatten()[pos].item()} at flat index {pos}; "
+                             "cannot export a non-finite weight")
+        return x.contiguous().numpy()
+    rows2d = x.reshape(-1, x.shape[-1]) if x.dim() > 1 else x.reshape(1, -1)
+    if device != "cpu":
+        rows2d = rows2d.to(device)
+    return quantize(rows2d, qtype.name.lower(), name=where).cpu().numpy()
