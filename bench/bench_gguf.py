@@ -308,8 +308,8 @@ def main() -> None:
     ll_rss = max(s["peak_rss_mb"] for s in steps.values())
     out_ours = ours_llm.stat().st_size + ours_mm.stat().st_size
     out_ref = ref_llm.stat().st_size + ref_mm.stat().st_size
-    print(f"\n| pipeline | processes | wall s | CPU s | peak RSS MB | intermediate disk GB | output GB (LLM + mmproj) "
-          f"| LLM tensors identical | mmproj tensors identical | files identical |")
+    print("\n| pipeline | processes | wall s | CPU s | peak RSS MB | intermediate disk GB | output GB (LLM + mmproj) "
+          "| LLM tensors identical | mmproj tensors identical | files identical |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     print(f"| r1v-quant `gguf --type {args.type} --threads {args.threads}` | 1 | {r['wall_s']:.1f} | {r['cpu_s']:.1f} "
           f"| {r['peak_rss_mb']:.0f} | 0 | {gb(out_ours)} | {ident(cmp_llm)} | {ident(cmp_mm)} "

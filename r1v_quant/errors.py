@@ -20,3 +20,9 @@ class InputError(R1VError):
 
 class OutputError(R1VError):
     """An output cannot be written (unwritable folder, full disk, exists)."""
+
+
+class Interrupted(R1VError):
+    """Ctrl-C, said with what was kept and how to continue (exit 130, as for any interrupt)."""
+
+    exit_code = 130

@@ -1,7 +1,8 @@
 """ggml's own quantizer, called through ctypes, as the reference for the torch encoders.
 
-``reference_quantize(data, qtype)`` returns what ``ggml_quantize_chunk(type, src, dst, 0,
-nrows, n_per_row, NULL)`` writes, as a flat numpy uint8 array.  The library is the
+``reference_quantize(data, qtype, imatrix=None)`` returns what ``ggml_quantize_chunk(type, src,
+dst, 0, nrows, n_per_row, imatrix)`` writes, as a flat numpy uint8 array (``imatrix``: one
+float32 weight per column, or None for NULL).  The library is the
 ``libggml-base.so`` that ``llama-cpp-python`` builds and ships inside its package.
 """
 
@@ -23,9 +24,13 @@ GGML_TYPE = {
     "q5_0": int(gguf.GGMLQuantizationType.Q5_0),
     "q5_1": int(gguf.GGMLQuantizationType.Q5_1),
     "q8_0": int(gguf.GGMLQuantizationType.Q8_0),
+    "q2_k": int(gguf.GGMLQuantizationType.Q2_K),
+    "q3_k": int(gguf.GGMLQuantizationType.Q3_K),
     "q4_k": int(gguf.GGMLQuantizationType.Q4_K),
     "q5_k": int(gguf.GGMLQuantizationType.Q5_K),
     "q6_k": int(gguf.GGMLQuantizationType.Q6_K),
+    "iq4_nl": int(gguf.GGMLQuantizationType.IQ4_NL),
+    "iq4_xs": int(gguf.GGMLQuantizationType.IQ4_XS),
 }
 
 
@@ -67,17 +72,23 @@ def ggml_lib() -> ctypes.CDLL:
     return lib
 
 
-def reference_quantize(data: np.ndarray, qtype: str) -> np.ndarray:
-    """Bytes that ggml's reference quantizer gives for a 2-D float32 array, no importance matrix."""
+def reference_quantize(data: np.ndarray, qtype: str, imatrix: np.ndarray | None = None) -> np.ndarray:
+    """Bytes that ggml's quantizer gives for a 2-D float32 array, with ``imatrix`` (one weight per
+    column) or without (None) an importance matrix."""
     lib = ggml_lib()
     t = GGML_TYPE[qtype]
-    assert not lib.ggml_quantize_requires_imatrix(t), qtype
+    assert imatrix is not None or not lib.ggml_quantize_requires_imatrix(t), qtype
     src = np.ascontiguousarray(data, dtype=np.float32)
     if src.ndim == 1:
         src = src[None, :]
     nrows, n_per_row = src.shape
+    qw = None
+    if imatrix is not None:
+        qw = np.ascontiguousarray(imatrix, dtype=np.float32)
+        assert qw.shape == (n_per_row,), (qw.shape, n_per_row)
     row_size = lib.ggml_row_size(t, n_per_row)
     dst = np.zeros(nrows * row_size, dtype=np.uint8)
-    written = lib.ggml_quantize_chunk(t, src.ctypes.data, dst.ctypes.data, 0, nrows, n_per_row, None)
+    qw_ptr = None if qw is None else qw.ctypes.data
+    written = lib.ggml_quantize_chunk(t, src.ctypes.data, dst.ctypes.data, 0, nrows, n_per_row, qw_ptr)
     assert written == dst.size, (written, dst.size)
     return dst

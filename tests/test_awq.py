@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
+from peers import require
 import torch
 from safetensors.torch import load_file
 
@@ -40,11 +42,13 @@ def tensors_of(out: Path) -> dict[str, torch.Tensor]:
 
 
 def test_output_has_the_autoawq_gemm_layout(awq_out: Path, tiny_ckpt: Path) -> None:
+    """Every linear of the language model and of the vision tower packed (the default); exactly the modules
+    with float linears named in modules_to_not_convert."""
     cfg = json.loads((awq_out / "config.json").read_text())
     src = json.loads((tiny_ckpt / "config.json").read_text())
     assert cfg["quantization_config"] == {"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True,
                                           "version": "gemm",
-                                          "modules_to_not_convert": ["vision_model", "mlp1", "language_model.lm_head"]}
+                                          "modules_to_not_convert": ["mlp1", "language_model.lm_head"]}
     assert {k: v for k, v in cfg.items() if k not in ("quantization_config", "torch_dtype")} == \
         {k: v for k, v in src.items() if k != "torch_dtype"}
     for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json", "preprocessor_config.json",
@@ -63,19 +67,46 @@ def test_output_has_the_autoawq_gemm_layout(awq_out: Path, tiny_ckpt: Path) -> N
             assert t[base + ".scales"].dtype == torch.float16 and t[base + ".scales"].shape == (k // 128, n)
             if lin in ("q_proj", "k_proj", "v_proj"):
                 assert t[base + ".bias"].dtype == torch.float16
+    for i in range(4):
+        for lin in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"):
+            base = f"vision_model.encoder.layers.{i}.{lin}"
+            n, k = ckpt.info(base + ".weight").shape
+            assert base + ".weight" not in t and t[base + ".qweight"].shape == (k, n // 8)
+            assert t[base + ".bias"].dtype == torch.float16  # the tiny tower has biases everywhere
     floats = [n for n in t if not n.endswith((".qweight", ".qzeros", ".scales"))]
     assert all(t[n].dtype == torch.float16 for n in floats)
-    # everything that is not a decoder linear is the source tensor in float16
-    for n in ("mlp1.1.weight", "vision_model.encoder.layers.0.attn.qkv.weight", "language_model.lm_head.weight"):
+    # everything that is not a packed linear's layer is the source tensor in float16
+    for n in ("mlp1.1.weight", "vision_model.embeddings.patch_embedding.weight", "language_model.lm_head.weight"):
         assert torch.equal(t[n], ckpt.read_tensor(n).to(torch.float16))
+
+
+def test_vision_fp16_variant_keeps_the_tower_and_names_it(tiny_ckpt: Path, tmp_path: Path) -> None:
+    """--vision-fp16: the tower as in the source, listed as not converted; some layers only: just those."""
+    out = tmp_path / "fp16-vision"
+    quantize_model(open_checkpoint(tiny_ckpt), out, dataclasses.replace(OPTS, samples=2, vision=False))
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["quantization_config"]["modules_to_not_convert"] == ["vision_model", "mlp1", "language_model.lm_head"]
+    t = tensors_of(out)
+    ckpt = open_checkpoint(tiny_ckpt)
+    assert not any(n.startswith("vision_model") and n.endswith(".qweight") for n in t)
+    assert torch.equal(t["vision_model.encoder.layers.0.attn.qkv.weight"],
+                       ckpt.read_tensor("vision_model.encoder.layers.0.attn.qkv.weight").to(torch.float16))
+    out = tmp_path / "two-fp16-layers"
+    quantize_model(open_checkpoint(tiny_ckpt), out, dataclasses.replace(OPTS, samples=2, vision_fp16_layers=(0, 3)))
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["quantization_config"]["modules_to_not_convert"] == [
+        "vision_model.encoder.layers.0.", "vision_model.encoder.layers.3.", "mlp1", "language_model.lm_head"]
+    packed = {n.removesuffix(".qweight") for n in tensors_of(out) if n.endswith(".qweight")}
+    assert {int(n.split(".")[3]) for n in packed if n.startswith("vision_model")} == {1, 2}
 
 
 @pytest.mark.slow
 def test_autoawq_unpacker_reproduces_every_packed_linear(awq_out: Path) -> None:
-    packing = pytest.importorskip("awq.utils.packing_utils")
+    packing = require("awq.utils.packing_utils")
     t = tensors_of(awq_out)
     names = sorted(n.removesuffix(".qweight") for n in t if n.endswith(".qweight"))
-    assert len(names) == 3 * 7
+    assert len(names) == 3 * 7 + 4 * 4  # the decoder's linears and the vision tower's
+    assert sum(n.startswith("vision_model.") for n in names) == 16
     for base in names:
         theirs = packing.dequantize_gemm(t[base + ".qweight"], t[base + ".qzeros"], t[base + ".scales"], 4, 128)
         q, z, s = unpack_gemm(t[base + ".qweight"], t[base + ".qzeros"], t[base + ".scales"])
@@ -119,20 +150,23 @@ def test_awq_beats_round_to_nearest(awq_out: Path, tiny_ckpt: Path) -> None:
     assert e_awq < 0.8 * e_rtn, (e_awq, e_rtn)
 
 
-def test_interrupted_run_resumes_to_identical_bytes(awq_out: Path, tiny_ckpt: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_at,left", [("llm.layer.2", 1), ("vision.layer.2", 2 + 3)])
+def test_interrupted_run_resumes_to_identical_bytes(stop_at: str, left: int, awq_out: Path, tiny_ckpt: Path,
+                                                    tmp_path: Path) -> None:
+    """Killed in the language model or in the vision tower: --resume runs only the layers left."""
     out = tmp_path / "awq"
 
-    def stop_at_layer_2(kind: str, d: dict) -> None:
-        if kind == "layer_start" and d["layer"] == 2:
+    def stop(kind: str, d: dict) -> None:
+        if kind == "layer_start" and d["unit"] == stop_at:
             raise KeyboardInterrupt
 
     ckpt = open_checkpoint(tiny_ckpt)
     with pytest.raises(KeyboardInterrupt):
-        quantize_model(ckpt, out, OPTS, events=stop_at_layer_2)
+        quantize_model(ckpt, out, OPTS, events=stop)
     assert not out.exists()  # nothing that looks complete
     seen: list[str] = []
     quantize_model(ckpt, out, OPTS, resume=True, events=lambda kind, d: seen.append(kind))
-    assert "resume" in seen and seen.count("layer_done") == 1
+    assert "resume" in seen and seen.count("layer_done") == left
     assert output_digest(out) == output_digest(awq_out)  # same bytes as the uninterrupted run
     assert not any(p.name.endswith("awq-work") for p in tmp_path.iterdir())
 

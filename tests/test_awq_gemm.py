@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import pytest
+from peers import require
 import torch
 
 from r1v_quant.formats.awq_gemm import ORDER, dequantize, pack_gemm, quantize_groups, unpack_gemm
@@ -208,7 +209,7 @@ def test_autoawq_dequantize_gemm_matches():
     # awq/__init__ calls warnings.simplefilter("default", DeprecationWarning) and warns about its own
     # deprecation; record=True swallows that and restores the filters so the change does not leak.
     with warnings.catch_warnings(record=True):
-        packing = pytest.importorskip("awq.utils.packing_utils")
+        packing = require("awq.utils.packing_utils")
 
     cases = [
         _weights(128, 256, seed=1),

@@ -6,10 +6,13 @@ calls it through ctypes.  Every case is seeded.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
+from peers import require
 
-pytest.importorskip("llama_cpp")
+require("llama_cpp")
 
 import gguf  # noqa: E402
 import torch  # noqa: E402
@@ -17,6 +20,7 @@ from gguf.quants import dequantize  # noqa: E402
 
 from r1v_quant.errors import InputError  # noqa: E402
 from r1v_quant.quantize import ggml_encoders  # noqa: E402
+from r1v_quant.quantize.ggml import iquants  # noqa: E402
 from r1v_quant.quantize.ggml_encoders import (  # noqa: E402
     GGML_BLOCKS,
     QTYPES,
@@ -160,7 +164,8 @@ def test_chunks_split_rows(qtype: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 # Expected RMS error of a decoded N(0, 1) tensor, ~1.3x what these encoders give.
 RMSE_BOUND = {"f16": 3e-4, "bf16": 2.5e-3, "q4_0": 0.11, "q4_1": 0.10, "q5_0": 0.055, "q5_1": 0.05,
-              "q8_0": 0.007, "q4_k": 0.09, "q5_k": 0.047, "q6_k": 0.023}
+              "q8_0": 0.007, "q4_k": 0.09, "q5_k": 0.047, "q6_k": 0.023, "q2_k": 0.39, "q3_k": 0.2,
+              "iq4_nl": 0.1, "iq4_xs": 0.1}
 
 
 @pytest.mark.parametrize("qtype", QTYPES)
@@ -212,6 +217,8 @@ def test_bad_shapes_are_input_errors() -> None:
     with pytest.raises(InputError, match="2-D"):
         quantize(torch.zeros(2, 2, 32), "q8_0")
     with pytest.raises(ValueError):
+        quantize(torch.zeros(2, 32), "iq2_xxs")  # a GGML type without an encoder here
+    with pytest.raises(InputError, match="multiple of the q3_k block size 256"):
         quantize(torch.zeros(2, 32), "q3_k")
 
 
@@ -231,3 +238,205 @@ def test_cuda_matches_ggml(qtype: str) -> None:
         got = quantize(torch.from_numpy(x).cuda(), qtype)
         assert got.device.type == "cuda"
         assert_same_bytes(got, reference_quantize(x, qtype), qtype, case + "/cuda")
+
+
+# --------------------------------------------------------------------------- importance matrix
+#
+# With an importance matrix ggml takes each type's ``_impl`` path (a weighted scale search) instead
+# of ``_ref``; f16, bf16 and q8_0 ignore the matrix (ggml has no variant), and the encoders too.
+
+WEIGHTED_QTYPES = ("q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs")
+IGNORES_IMPORTANCE = ("f16", "bf16", "q8_0")
+
+
+def _importance(kind: str, cols: int) -> np.ndarray:
+    """One weight per column, as llama.cpp's imatrix gives (mean squared activations): >= 0."""
+    r = _rng("imp" + kind + str(cols))
+    if kind == "uniform":
+        w = np.ones(cols)
+    elif kind == "lognormal":
+        w = np.exp(r.standard_normal(cols) * 1.5)
+    elif kind == "zeros":  # scattered zero columns, and whole 32- and 256-blocks weighted zero
+        w = np.exp(r.standard_normal(cols)) * (r.random(cols) < 0.7)
+        w[256:512] = 0.0
+        w[32 * 3 : 32 * 4] = 0.0
+    elif kind == "huge_range":
+        w = 10.0 ** r.uniform(-20, 20, cols)
+    elif kind == "spiky":  # a few dominant columns, the rest tiny
+        w = np.full(cols, 1e-3)
+        w[r.integers(0, cols, max(1, cols // 64))] = 1e4
+    else:
+        raise AssertionError(kind)
+    return w.astype(np.float32)
+
+
+IMPORTANCE_KINDS = ("uniform", "lognormal", "zeros", "huge_range", "spiky")
+
+
+@pytest.mark.parametrize("kind", IMPORTANCE_KINDS)
+@pytest.mark.parametrize("qtype", QTYPES)
+def test_importance_bytes_match_ggml(qtype: str, kind: str) -> None:
+    """Every edge case of ``CASES`` with every kind of importance vector."""
+    imp = _importance(kind, COLS)
+    for case in sorted(CASES):
+        x = CASES[case]
+        got = quantize(torch.from_numpy(x), qtype, importance=torch.from_numpy(imp))
+        assert_same_bytes(got, reference_quantize(x, qtype, imp), qtype, f"{case}/{kind}")
+
+
+def _random_rows(dist: str, rows: int, cols: int) -> np.ndarray:
+    r = _rng("bulk" + dist)
+    if dist == "gaussian":
+        x = r.standard_normal((rows, cols))
+    elif dist == "heavy_tailed":
+        x = r.standard_t(2.0, (rows, cols))
+    elif dist == "outlier_columns":  # as in LLM weights: a few input channels far larger
+        x = r.standard_normal((rows, cols))
+        x[:, r.integers(0, cols, cols // 100)] *= 40.0
+    elif dist == "skewed":  # offset, one-sided rows and blocks of very different scale
+        x = r.standard_normal((rows, cols)) + r.uniform(-2, 2, (rows, 1))
+        x *= np.repeat(10.0 ** r.uniform(-2, 2, (rows, cols // 32)), 32, axis=1)
+    else:
+        raise AssertionError(dist)
+    x *= 10.0 ** r.uniform(-3, 3, (rows, 1))  # row scales
+    return x.astype(np.float32)
+
+
+# Each distribution is paired with one kind of importance vector, so that the bulk runs cover
+# every kind (the edge cases above meet every kind with every type).
+DISTRIBUTIONS = {"gaussian": "lognormal", "heavy_tailed": "huge_range", "outlier_columns": "zeros",
+                 "skewed": "uniform"}
+BULK_COLS = 4096
+# (qtype, with importance): the encoders and variants added with the importance matrix.
+BULK = [(q, False) for q in ("q2_k", "q3_k", "iq4_nl", "iq4_xs")] + [(q, True) for q in WEIGHTED_QTYPES]
+BULK_BLOCKS = 25_000  # per distribution: 4 x 25k = 1e5 blocks of each type and variant
+
+
+def _bulk_case(qtype: str, weighted: bool, dist: str, nblocks: int) -> None:
+    block = GGML_BLOCKS[qtype][0]
+    rows = -(-nblocks * block // BULK_COLS)
+    x = _random_rows(dist, rows, BULK_COLS)
+    kind = DISTRIBUTIONS[dist] if weighted else None
+    imp = None if kind is None else _importance(kind, BULK_COLS)
+    ref = reference_quantize(x, qtype, imp)
+    got = quantize(torch.from_numpy(x), qtype, importance=None if imp is None else torch.from_numpy(imp))
+    assert_same_bytes(got, ref, qtype, f"{dist}/{kind or 'no importance'}/{rows}x{BULK_COLS}")
+
+
+@pytest.mark.parametrize("dist", DISTRIBUTIONS)
+@pytest.mark.parametrize(("qtype", "weighted"), BULK)
+def test_random_blocks_match_ggml(qtype: str, weighted: bool, dist: str) -> None:
+    """A quick sample: 512 blocks of each type and variant per distribution."""
+    _bulk_case(qtype, weighted, dist, 512)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dist", DISTRIBUTIONS)
+@pytest.mark.parametrize(("qtype", "weighted"), BULK)
+def test_many_random_blocks_match_ggml(qtype: str, weighted: bool, dist: str) -> None:
+    """1e5 blocks of each new type and variant in all (25k per distribution)."""
+    _bulk_case(qtype, weighted, dist, BULK_BLOCKS)
+
+
+@pytest.mark.parametrize("qtype", WEIGHTED_QTYPES)
+def test_importance_chunks_split_rows(qtype: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With importance too: chunks cutting rows, a non-contiguous input, a 1-D row, a float64
+    importance vector (converted) and a numpy one give the same bytes."""
+    x = CASES["normal"]
+    imp = _importance("lognormal", COLS)
+    ref = reference_quantize(x, qtype, imp)
+    block = GGML_BLOCKS[qtype][0]
+    monkeypatch.setitem(ggml_encoders._CHUNK_ELEMENTS, qtype, 3 * 256)
+    monkeypatch.setattr(ggml_encoders, "_WEIGHTED_CHUNK_ELEMENTS", 3 * block)
+    t = torch.from_numpy(x.T.copy()).t()
+    assert_same_bytes(quantize(t, qtype, importance=torch.from_numpy(imp).double()), ref, qtype, "chunked")
+    one = quantize(torch.from_numpy(x[1]), qtype, importance=imp)
+    start = row_nbytes(qtype, COLS)
+    assert_same_bytes(one, ref[start : 2 * start], qtype, "1-D")
+
+
+@pytest.mark.parametrize("qtype", WEIGHTED_QTYPES)
+def test_importance_changes_the_encoding(qtype: str) -> None:
+    """The importance vector is used (not silently ignored) where ggml has a weighted variant."""
+    x = CASES["normal"]
+    plain = quantize(torch.from_numpy(x), qtype)
+    weighted = quantize(torch.from_numpy(x), qtype, importance=torch.from_numpy(_importance("spiky", COLS)))
+    assert not torch.equal(plain, weighted)
+
+
+@pytest.mark.parametrize("qtype", IGNORES_IMPORTANCE)
+def test_importance_ignored_without_a_weighted_variant(qtype: str) -> None:
+    x = CASES["normal"]
+    imp = torch.from_numpy(_importance("spiky", COLS))
+    assert torch.equal(quantize(torch.from_numpy(x), qtype, importance=imp), quantize(torch.from_numpy(x), qtype))
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        (torch.ones(COLS - 32), r"shape \(992,\).*\(1024,\)"),
+        (torch.ones(2, COLS), r"shape \(2, 1024\)"),
+        (torch.ones(COLS).index_fill_(0, torch.tensor([7]), float("nan")), "nan at column 7"),
+        (torch.ones(COLS).index_fill_(0, torch.tensor([9]), float("inf")), "inf at column 9"),
+        (torch.ones(COLS).index_fill_(0, torch.tensor([11]), -0.5), "-0.5 at column 11"),
+        (torch.ones(COLS, dtype=torch.float64).index_fill_(0, torch.tensor([3]), 1e300), "inf at column 3"),
+    ],
+)
+@pytest.mark.parametrize("qtype", ["q4_k", "q8_0"])
+def test_bad_importance_is_input_error(qtype: str, bad: torch.Tensor, match: str) -> None:
+    x = torch.from_numpy(CASES["normal"])
+    with pytest.raises(InputError, match=r"blk\.0\.attn_q\.weight.*" + match):
+        quantize(x, qtype, name="blk.0.attn_q.weight", importance=bad)
+
+
+def test_importance_zero_weights_allowed() -> None:
+    """Zeros (and -0.0) are valid weights: an unused column gets no say in its block's scale."""
+    x = CASES["normal"]
+    imp = _importance("zeros", COLS)
+    imp[5] = -0.0
+    got = quantize(torch.from_numpy(x), "q4_k", importance=torch.from_numpy(imp))
+    assert_same_bytes(got, reference_quantize(x, "q4_k", imp), "q4_k", "zeros")
+
+
+def _best_index_int8_scalar(x: np.float32) -> int:
+    """ggml's best_index_int8(16, kvalues_iq4nl, x), one float32 at a time."""
+    val = [np.float32(v) for v in iquants.KVALUES_IQ4NL]
+    if x <= val[0]:
+        return 0
+    if x >= val[15]:
+        return 15
+    ml, mu = 0, 15
+    while mu - ml > 1:
+        mav = (ml + mu) // 2
+        if x < val[mav]:
+            mu = mav
+        else:
+            ml = mav
+    return mu - 1 if np.float32(x - val[mu - 1]) < np.float32(val[mu] - x) else mu
+
+
+def test_iq4_best_index_is_ggmls() -> None:
+    """The table lookup equals the binary search with its float32 comparisons, at and next to
+    every midpoint, at the ends, for infinities, NaN, zeros and random values."""
+    vals = iquants.KVALUES_IQ4NL
+    xs = [np.float32(v) for v in (0.0, -0.0, 1e-45, -1e-45, 1e30, -1e30, np.inf, -np.inf, np.nan)]
+    for a, b in pairwise(vals):
+        m = np.float32((a + b) / 2)
+        xs += [m, np.nextafter(m, np.float32(-np.inf)), np.nextafter(m, np.float32(np.inf)), np.float32(a), np.float32(b)]
+    xs += list(_rng("best_index").uniform(-140, 140, 4000).astype(np.float32))
+    x = np.array(xs, dtype=np.float32)
+    got = iquants.best_index(torch.from_numpy(x)).numpy()
+    want = np.array([_best_index_int8_scalar(v) for v in x])
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("qtype", WEIGHTED_QTYPES)
+def test_cuda_importance_matches_ggml(qtype: str) -> None:
+    for kind in ("lognormal", "zeros", "huge_range"):
+        imp = _importance(kind, COLS)
+        for case in ("normal", "single_huge_value", "tiny_per_block", "rounding_boundaries", "zeros"):
+            x = CASES[case]
+            got = quantize(torch.from_numpy(x).cuda(), qtype, importance=torch.from_numpy(imp).cuda())
+            assert got.device.type == "cuda"
+            assert_same_bytes(got, reference_quantize(x, qtype, imp), qtype, f"{case}/{kind}/cuda")

@@ -26,6 +26,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 import pytest
+from peers import require
 import torch
 from gguf.quants import dequantize
 from images import make_image
@@ -82,7 +83,7 @@ CONVERTER_TYPES = ("f32", "f16", "bf16", "q8_0")
 
 @pytest.fixture(scope="module")
 def reference_files(tiny_ckpt: Path, llama_sdist: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    pytest.importorskip("llama_cpp")
+    require("llama_cpp")
     d = tmp_path_factory.mktemp("llama-cpp-reference")
     ref = {}
     for outtype in CONVERTER_TYPES:
@@ -197,7 +198,7 @@ def test_r1_distill_tokenizer_gets_the_converters_pre_tokenizer_name(tiny_ckpt: 
     """A tokenizer like that of DeepSeek-R1-Distill-Qwen (Skywork-R1V's backbone), which puts
     <｜begin▁of▁sentence｜> (151646) before every text: llama.cpp's converter then names the
     pre-tokenizer ``deepseek-r1-qwen`` and sets add_bos.  Our file is the converter's, byte for byte."""
-    pytest.importorskip("llama_cpp")
+    require("llama_cpp")
     model = tmp_path / "r1-distill"
     shutil.copytree(tiny_ckpt, model, copy_function=os.link)
     for name in TOKENIZER_FILES:
@@ -268,7 +269,7 @@ def plain_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 def test_llama_cpp_f32_logits_match_engine(tiny_ckpt: Path, tmp_path: Path) -> None:
     """An F32 file leaves llama.cpp nothing to round but its own float32 arithmetic."""
-    pytest.importorskip("llama_cpp")
+    require("llama_cpp")
     ckpt = open_checkpoint(tiny_ckpt)
     llm, _ = export_gguf(ckpt, tmp_path, "f32", mmproj=False)
     sample = PromptBuilder(ckpt.dir, ckpt.config).prepare("t", PROMPT, [])
@@ -290,7 +291,7 @@ LOGIT_TOL = {"f16": 0.02, "q8_0": 0.3, "q4_k_m": 0.4}
 @pytest.mark.parametrize("file_type", list(LOGIT_TOL))
 def test_llama_cpp_logits_match_engine_on_dequantized_weights(file_type: str, plain_ckpt: Path,
                                                               tmp_path: Path) -> None:
-    pytest.importorskip("llama_cpp")
+    require("llama_cpp")
     ckpt = open_checkpoint(plain_ckpt)
     llm, _ = export_gguf(ckpt, tmp_path, file_type, mmproj=False)
     sample = PromptBuilder(ckpt.dir, ckpt.config).prepare("t", PROMPT, [])
@@ -315,7 +316,7 @@ def test_mtmd_image_embeddings_and_the_position_order_quirk(tiny_ckpt: Path, our
     InternVL graph appends the class token after the patches but adds the position table in
     checkpoint order, so as the converter writes it every patch gets its left neighbour's
     position.  If a llama.cpp update fixes that, the first assertion fails: drop the roll then."""
-    pytest.importorskip("llama_cpp")
+    require("llama_cpp")
     ckpt = open_checkpoint(tiny_ckpt)
     cfg = ckpt.config
     image = make_image(896, 448, box=(60, 50, 300, 260), disc=(480, 40, 820, 400))
@@ -404,7 +405,7 @@ def test_interrupted_export_leaves_nothing(stop_in: str, tiny_ckpt: Path, tmp_pa
 
     with pytest.raises(KeyboardInterrupt):
         export_gguf(ckpt, tmp_path / "out", "f16", "f16", progress=progress)
-    assert list((tmp_path / "out").iterdir()) == []  # no partial file, and no half of the pair
+    assert not (tmp_path / "out").exists()  # no partial file, no half of the pair, no empty folder
 
 
 def test_existing_output_needs_overwrite(tiny_ckpt: Path, tmp_path: Path) -> None:
@@ -428,7 +429,7 @@ def test_cli_help_and_json_summary(tiny_ckpt: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["gguf", "--help"], env={"COLUMNS": "120"})
     assert result.exit_code == 0
-    for word in ("q4_k_m", "every third layer", "--mmproj-type", "--allow-v1",
+    for word in ("q4_k_m", "a third of the layers", "--mmproj-type", "--allow-v1",
                  "--no-mmproj", "--roll-pos-embd"):
         assert word in result.output, word
     result = runner.invoke(app, ["gguf", str(tiny_ckpt), "--type", "q6_k", "--out", str(tmp_path), "--json",
@@ -441,3 +442,49 @@ def test_cli_help_and_json_summary(tiny_ckpt: Path, tmp_path: Path) -> None:
     assert [(f["tensor"], f["got"]) for f in llm["fallbacks"]] == [(f"blk.{i}.ffn_down.weight", "Q8_0")
                                                                    for i in range(3)]
     assert llm["ggml_types"] == {"F32": 16, "Q6_K": 20, "Q8_0": 3}
+
+
+@pytest.fixture(scope="module")
+def tiny_imatrix(tiny_ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``r1v-quant imatrix`` on the tiny checkpoint: images and text through the whole model."""
+    from r1v_quant.pipelines.imatrix import ImatrixOptions, compute_imatrix
+
+    path = tmp_path_factory.mktemp("imatrix") / "tiny.imatrix.gguf"
+    compute_imatrix(open_checkpoint(tiny_ckpt), path, ImatrixOptions(samples=6, seq_len=256, max_tiles=1))
+    return path
+
+
+# The new low-bit types and those whose mixes an importance matrix changes (q4_0's ffn_down rule),
+# each with and without a matrix.  llama.cpp's route: llama_model_quantize on the converter's F16 file,
+# given the matrix as llama-quantize loads it (sum / count) and the four quantize.imatrix.* keys it adds.
+# (Without a matrix, q4_k_m, q5_k_m and q4_0 are compared by the tests above.)
+NEW_TYPES = ("q3_k_m", "q3_k_s", "q2_k", "iq4_xs", "iq4_nl")
+IMATRIX_CASES = [(t, True) for t in ("q4_k_m", *NEW_TYPES, "q4_0", "q5_k_m")] + [(t, False) for t in NEW_TYPES]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("file_type,with_imatrix", IMATRIX_CASES,
+                         ids=[f"{t}-{'imatrix' if i else 'plain'}" for t, i in IMATRIX_CASES])
+def test_same_bytes_as_llama_quantize_given_the_same_importance(file_type: str, with_imatrix: bool,
+                                                                tiny_ckpt: Path, tiny_imatrix: Path,
+                                                                reference_files: dict[str, Path],
+                                                                tmp_path: Path) -> None:
+    from r1v_quant.read.imatrix_file import load_imatrix
+
+    im = load_imatrix(tiny_imatrix) if with_imatrix else None
+    ftype = int(FILE_TYPES[file_type].llama_ftype)
+    kv = None
+    if im is not None:
+        assert any(n.startswith("v.blk.") for n in im.sums) and "output.weight" in im.sums
+        kv = [("quantize.imatrix.file", tiny_imatrix.name), ("quantize.imatrix.dataset", im.datasets[0]),
+              ("quantize.imatrix.entries_count", len(im.sums)), ("quantize.imatrix.chunks_count", im.chunk_count)]
+        weights = {name: im.importance(name) for name in im.sums}
+    ref = llama_quantize(reference_files["llm-f16"], tmp_path / f"ref-{file_type}.gguf", ftype,
+                         weights if im is not None else None, kv)
+    name = read_gguf(reference_files["llm-f16"]).metadata["general.name"][1]
+    ours, _ = export_gguf(open_checkpoint(tiny_ckpt), tmp_path / "ours", file_type, name=name, mmproj=False,
+                          imatrix=im)
+    if im is not None:  # the matrix did change the rounding: the bytes differ from a run without it
+        plain, _ = export_gguf(open_checkpoint(tiny_ckpt), tmp_path / "plain", file_type, name=name, mmproj=False)
+        assert read_gguf(plain).data() != read_gguf(ours).data()
+    assert_same_as_llama_quantize(ours, ref, tiny_ckpt, file_type)

@@ -31,24 +31,35 @@ def test_version_and_help() -> None:
     assert proc.returncode == 0 and "--gpu-mem" in proc.stdout and "--context" in proc.stdout
 
 
+def _fit(r: dict, name: str, kv_type: str = "f16") -> dict:
+    return next(f for f in r["fit"] if f["name"] == name and f["kv_type"] == kv_type)
+
+
 def test_inspect_json_on_tiny(tiny_ckpt: Path, capsys: pytest.CaptureFixture[str]) -> None:
     r = run_json(["inspect", str(tiny_ckpt), "--json"], capsys)
     assert r["llm"]["layers"] == 3 and r["vision"]["norm"] == "layer_norm"
     comps = r["components"]
     assert set(comps) == {"vision", "projector", "llm"} and comps["llm"]["layers"] == 3
-    assert comps["projector"]["params"] == 256 * 2 + 256 * 256 + 256 + 256 * 256 + 256
+    # mlp1: LayerNorm(4v), Linear(4v -> l), GELU, Linear(l -> l); pixel shuffle makes the input 4 x vision width
+    v, l = 4 * r["vision"]["width"], r["llm"]["width"]
+    assert comps["projector"]["params"] == 2 * v + v * l + l + l * l + l
+    assert r["total"] == {"params": sum(c["params"] for c in comps.values()),
+                          "bytes": sum(c["bytes"] for c in comps.values())}
     assert sum(s["tensors"] for s in r["shards"]) == 105
-    outputs = {o["name"]: o for o in r["outputs"]}
-    bf16 = outputs["BF16 (source layout)"]["file_bytes"]
-    assert bf16 == sum(c["bytes"] for c in comps.values())
-    assert outputs["GGUF Q4_K_M + mmproj F16"]["file_bytes"] < outputs["GGUF Q8_0 + mmproj F16"]["file_bytes"] < bf16
-    assert all(o["fits"] for o in r["outputs"])
+    files = {f["name"]: f["bytes"] for f in r["files"]}
+    assert files["BF16 (source layout)"] == r["total"]["bytes"]
+    assert files["GGUF Q4_K_M"] < files["GGUF Q8_0"] < files["GGUF F16"]
+    assert files["mmproj Q8_0"] < files["mmproj F16"]
+    assert files["AWQ 4-bit g128, vision 4-bit"] < files["AWQ 4-bit g128, vision fp16"] < files["BF16 (source layout)"]
+    # a tiny model fits the smallest GPU of the table at every context
+    assert all(c["smallest_gpu_gb"] == 24 for f in r["fit"] for c in f["contexts"].values())
 
 
 def test_inspect_table(tiny_ckpt: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", str(tiny_ckpt)]) == 0
     text = capsys.readouterr().out
-    assert "Components" in text and "Shards" in text and "Q4_K_M" in text and "AWQ" in text
+    for part in ("Components", "Shards", "Output files", "GPU need", "Q4_K_M", "AWQ", "total"):
+        assert part in text
 
 
 def test_inspect_real_38b_geometry_from_metadata_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -57,25 +68,32 @@ def test_inspect_real_38b_geometry_from_metadata_only(tmp_path: Path, capsys: py
     start = time.perf_counter()
     r = run_json(["inspect", str(model), "--json", "--gpu-mem", "30", "--context", "8192"], capsys)
     assert time.perf_counter() - start < 10
-    params = sum(c["params"] for c in r["components"].values())
-    assert 38.0e9 < params < 38.8e9  # SPEC: ~38.4B
+    assert 38.0e9 < r["total"]["params"] < 38.8e9  # SPEC: ~38.4B
     assert 5.4e9 < r["components"]["vision"]["params"] < 5.7e9
     assert r["components"]["llm"]["layers"] == 64 and r["components"]["vision"]["layers"] == 45
-    out = {o["name"]: o for o in r["outputs"]}
-    assert 76e9 < out["BF16 (source layout)"]["file_bytes"] < 78e9
-    assert not out["BF16 (source layout)"]["fits"]
-    # KV cache: 2 (K,V) x 64 layers x 8 heads x 128 x 8192 tokens x 2 bytes
-    assert out["AWQ 4-bit g128 (vision fp16)"]["kv_bytes"] == 2 * 64 * 8 * 128 * 8192 * 2
-    mmproj = out["mmproj F16 alone"]["file_bytes"]
-    assert 11.0e9 < mmproj < 11.5e9  # 5.63B vision + projector parameters in F16, a few F32
-    q4_llm = out["GGUF Q4_K_M + mmproj F16"]["file_bytes"] - mmproj
-    assert 18.5e9 < q4_llm < 21.5e9  # ~4.85 bits per weight over 32.8B
-    assert out["GGUF F16 + mmproj F16"]["file_bytes"] - mmproj > 3 * q4_llm
-    awq = out["AWQ 4-bit g128 (vision fp16)"]
-    assert 29e9 < awq["file_bytes"] < 32e9 and not awq["fits"]  # 30 GB is too tight with an 8k context
-    assert main(["inspect", str(model), "--json", "--gpu-mem", "40"]) == 0
-    assert json.loads(capsys.readouterr().out)["outputs"][1]["fits"]
-    assert r["gpu_mem_gb"] == 30 and out["mmproj F16 alone"]["kv_bytes"] == 0
+    files = {f["name"]: f["bytes"] for f in r["files"]}
+    assert 76e9 < files["BF16 (source layout)"] < 78e9
+    assert 11.0e9 < files["mmproj F16"] < 11.5e9  # 5.63B vision + projector parameters in F16, a few F32
+    assert 5.7e9 < files["mmproj Q8_0"] < 6.2e9
+    assert 18.5e9 < files["GGUF Q4_K_M"] < 21.5e9  # ~4.85 bits per weight over 32.8B
+    assert files["GGUF F16"] > 3 * files["GGUF Q4_K_M"]
+    assert 29e9 < files["AWQ 4-bit g128, vision fp16"] < 32e9
+    assert 21e9 < files["AWQ 4-bit g128, vision 4-bit"] < 24e9
+    # KV cache: 2 (K,V) x 64 layers x 8 heads x 128 x 8192 tokens x 2 bytes; llama.cpp's q8_0 cache: 34/32 bytes
+    at_8k = _fit(r, "AWQ 4-bit, vision fp16")["contexts"]["8192"]
+    assert at_8k["kv_bytes"] == 2 * 64 * 8 * 128 * 8192 * 2
+    assert _fit(r, "GGUF Q4_K_M + mmproj F16", "q8_0")["contexts"]["8192"]["kv_bytes"] == 2 * 64 * 8 * 128 * 8192 * 34 // 32
+    # the point of the project: 4-bit vision AWQ and Q4_K_M + Q8_0 mmproj fit 30 GB at 8k; fp16 vision does not
+    assert not at_8k["fits"]["30"] and at_8k["smallest_gpu_gb"] == 40
+    assert not _fit(r, "AWQ 4-bit, vision fp16")["fits_chosen"]
+    assert _fit(r, "AWQ 4-bit, vision 4-bit")["fits_chosen"]
+    assert _fit(r, "GGUF Q4_K_M + mmproj Q8_0")["fits_chosen"]
+    assert not _fit(r, "GGUF Q4_K_M + mmproj F16")["fits_chosen"]
+    assert not _fit(r, "BF16 (source)")["contexts"]["8192"]["fits"]["80"]
+    assert r["gpu_mem_gb"] == 30 and r["context"] == 8192
+    # a size outside the table joins it
+    r = run_json(["inspect", str(model), "--json", "--gpu-mem", "36", "--context", "8192"], capsys)
+    assert 36 in r["gpus_gb"] and _fit(r, "AWQ 4-bit, vision fp16")["fits_chosen"]
 
 
 def test_q4_k_m_mix_follows_llama_cpp_rules() -> None:

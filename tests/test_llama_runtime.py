@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from peers import require
 import torch
 
 from r1v_quant.calibrate.dataset import default_data_path, load_samples
@@ -56,7 +57,7 @@ def ckpt(tiny_ckpt: Path):
 
 @pytest.fixture(scope="module")
 def gguf_pair(ckpt, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    pytest.importorskip("llama_cpp")
+    require("llama_cpp")
     llm, mmproj = export_gguf(ckpt, tmp_path_factory.mktemp("gguf"), "f32", "f16", roll_position_embd=True)
     assert mmproj is not None
     return llm, mmproj

@@ -21,9 +21,9 @@ def test_config_is_parsed_into_typed_objects(tiny_ckpt: Path) -> None:
     assert cfg.llm.head_dim == 64 and cfg.llm.intermediate_size == 640 and cfg.llm.vocab_size == 152064
     assert cfg.llm.rope_theta == 1e6 and cfg.llm.rms_norm_eps == 1e-5 and not cfg.llm.tie_word_embeddings
     v = cfg.vision
-    assert (v.hidden_size, v.num_layers, v.num_heads, v.norm_type, v.qkv_bias) == (64, 4, 4, "layer_norm", True)
+    assert (v.hidden_size, v.num_layers, v.num_heads, v.norm_type, v.qkv_bias) == (128, 4, 4, "layer_norm", True)
     assert v.num_patches == 1024 and cfg.image_size == 448 and cfg.shuffle_scale == 2
-    assert cfg.projector_in == 256 and cfg.tokens_per_tile == 256
+    assert cfg.projector_in == 512 and cfg.tokens_per_tile == 256  # 128 x the 2x2 pixel shuffle
     assert cfg.ps_version == "v2" and cfg.use_thumbnail and cfg.max_dynamic_patch == 12
 
 

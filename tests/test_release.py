@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from llama_harness import read_gguf
+
 from r1v_quant.calibrate.dataset import data_hash, default_data_path, load_samples
 from r1v_quant.cli.app import main
 from r1v_quant.formats.gguf_names import sidecar_path
@@ -68,8 +70,12 @@ def test_manifest_lists_every_file_with_its_hash_and_the_provenance(release_a, t
         assert {"image", "text"} <= set(a["validation"]["groups"]) and a["validation"]["checks"]
         assert f"{a['dir']}/README.md" in a["files"]
     q8, q4 = m["artifacts"]["gguf-q8_0"], m["artifacts"]["gguf-q4_k_m"]
-    assert q8["mmproj"] == q4["mmproj"] == "tiny-GGUF/mmproj-tiny-F16.gguf"  # one mmproj, paired with both
+    assert q8["mmproj"] == q4["mmproj"] == "tiny-GGUF/mmproj-tiny-Q8_0.gguf"  # one mmproj, paired with both
     assert (q8["llm"], q4["llm"]) == ("tiny-GGUF/tiny-Q8_0.gguf", "tiny-GGUF/tiny-Q4_K_M.gguf")
+    # the importance matrix both GGUF files were quantized with (auto: measured on the calibration set) ships too
+    assert "tiny-GGUF/tiny.imatrix.gguf" in q8["files"] and "tiny-GGUF/tiny.imatrix.gguf" in q4["files"]
+    assert m["options"]["imatrix"] == "auto"
+    assert read_gguf(out / "tiny-GGUF" / "tiny-Q4_K_M.gguf").metadata["quantize.imatrix.file"][1] == "tiny.imatrix.gguf"
     assert m["artifacts"]["awq"]["weights"] and all(w.endswith(".safetensors") for w in m["artifacts"]["awq"]["weights"])
     assert m["source"]["fingerprint"] == fingerprint(open_checkpoint(tiny_ckpt))
     assert m["data"]["calibration"]["sha256"] == data_hash(default_data_path("calib"))
@@ -78,7 +84,7 @@ def test_manifest_lists_every_file_with_its_hash_and_the_provenance(release_a, t
     assert m["options"]["gguf"] == ["q8_0", "q4_k_m"] and m["options"]["max_kl"] == 100.0
     # a release is for llama.cpp: its mmproj position table is rolled for llama.cpp's InternVL graph by default
     assert m["options"]["roll_pos_embd"] is True
-    side = json.loads(sidecar_path(out / "tiny-GGUF" / "mmproj-tiny-F16.gguf").read_text())
+    side = json.loads(sidecar_path(out / "tiny-GGUF" / "mmproj-tiny-Q8_0.gguf").read_text())
     assert side["options"]["roll_position_embd"] is True
     assert m["tool"].startswith("r1v-quant ") and m["release_key"]
     text = (out / "manifest.json").read_text()
@@ -98,8 +104,8 @@ def test_model_cards_describe_each_folder(release_a) -> None:
     for needle in ("vllm serve ./tiny-AWQ --quantization awq", "lmdeploy serve api_server ./tiny-AWQ",
                    m["data"]["calibration"]["sha256"], "## Memory", "## Validation"):
         assert needle in awq, needle
-    for needle in ("llama-mtmd-cli -m tiny-GGUF/tiny-Q8_0.gguf --mmproj tiny-GGUF/mmproj-tiny-F16.gguf",
-                   "llama-server -m tiny-GGUF/tiny-Q4_K_M.gguf --mmproj tiny-GGUF/mmproj-tiny-F16.gguf",
+    for needle in ("llama-mtmd-cli -m tiny-GGUF/tiny-Q8_0.gguf --mmproj tiny-GGUF/mmproj-tiny-Q8_0.gguf",
+                   "llama-server -m tiny-GGUF/tiny-Q4_K_M.gguf --mmproj tiny-GGUF/mmproj-tiny-Q8_0.gguf",
                    "ollama create", "## Memory", m["files"]["tiny-GGUF/tiny-Q8_0.gguf"]["sha256"]):
         assert needle in gguf, needle
     for card in (awq, gguf):

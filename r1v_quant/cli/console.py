@@ -12,6 +12,8 @@ from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progre
                            TimeRemainingColumn)
 
 from ..engine.runner import COMPUTE_DTYPES
+from ..read.checkpoint import Checkpoint, open_checkpoint
+from ..read.hub import DEFAULT_MODEL, ModelRef, resolve_model
 
 # results (tables) on stdout; when that is a log or a pipe rather than a terminal, rich would assume 80
 # columns and cut wide tables' figures, so it gets room for them
@@ -39,3 +41,14 @@ def count_progress(enabled: bool) -> Progress:
     """A progress bar over counted steps with ETA; drawn on stderr, silent when ``enabled`` is False."""
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     TimeRemainingColumn(), console=err, disable=not enabled)
+
+
+MODEL_HELP = ("Checkpoint: a local folder, or a Hugging Face repo id (from the cache; downloaded when online). "
+              f"Default: {DEFAULT_MODEL}.")
+REVISION_HELP = "Branch, tag or commit of a repo id."
+
+
+def open_model(model: str | None, revision: str | None) -> tuple[Checkpoint, ModelRef]:
+    """MODEL as the user gave it (folder or repo id), opened and checked."""
+    ref = resolve_model(model, revision)
+    return open_checkpoint(ref.path), ref

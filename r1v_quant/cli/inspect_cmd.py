@@ -1,17 +1,18 @@
-"""``r1v-quant inspect``: what a checkpoint holds and what each output would cost. Metadata only."""
+"""``r1v-quant inspect``: what a checkpoint holds, what each output would weigh, and which GPU it needs.
+Metadata only."""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
-from ..read.checkpoint import open_checkpoint
 from ..read.layout import COMPONENTS, classify
-from ..write.sizes import GB, RUNTIME_OVERHEAD_BYTES, estimate_outputs
-from .console import out, print_json
+from ..write.sizes import CONTEXTS, GB, GPUS_GB, RUNTIME_OVERHEAD_BYTES, file_sizes, fit, gpu_key, variants
+from ..read.hub import DEFAULT_MODEL
+from .console import MODEL_HELP, REVISION_HELP, open_model, out, print_json
 
 
 def _size(n: float) -> str:
@@ -19,8 +20,12 @@ def _size(n: float) -> str:
     return f"{n / GB:,.2f} GB" if n >= GB else f"{n / 1e6:,.1f} MB"
 
 
-def inspect_report(model: Path, gpu_mem: float, context: int) -> dict:
-    ckpt = open_checkpoint(model)
+def _params(n: int) -> str:
+    return f"{n / 1e9:,.2f}B" if n >= 1e9 else f"{n / 1e6:,.1f}M"
+
+
+def inspect_report(model: str | None, gpu_mem: float, context: int, revision: str | None = None) -> dict[str, Any]:
+    ckpt, ref = open_model(model, revision)
     cfg = ckpt.config
     comps: dict[str, dict] = defaultdict(lambda: {"params": 0, "bytes": 0, "dtypes": Counter(), "layers": set()})
     for name in ckpt.tensor_names:
@@ -32,9 +37,14 @@ def inspect_report(model: Path, gpu_mem: float, context: int) -> dict:
         c["dtypes"][info.dtype] += 1
         if unit.layer is not None:
             c["layers"].add(unit.layer)
-    gpu_bytes = gpu_mem * GB
+    contexts = tuple(sorted({*CONTEXTS, context}))
+    gpus = tuple(sorted({*GPUS_GB, gpu_mem}))
+    fits = [fit(cfg, v, contexts, gpus) for v in variants(ckpt)]
+    for f in fits:
+        f["fits_chosen"] = f["contexts"][str(context)]["fits"][gpu_key(gpu_mem)]
     return {
-        "model": str(model),
+        "model": model or DEFAULT_MODEL,
+        "path": str(ref.path),
         "architecture": cfg.architecture,
         "model_type": cfg.model_type,
         "ps_version": cfg.ps_version,
@@ -43,6 +53,7 @@ def inspect_report(model: Path, gpu_mem: float, context: int) -> dict:
         "llm": {"layers": cfg.llm.num_layers, "width": cfg.llm.hidden_size, "heads": cfg.llm.num_heads,
                 "kv_heads": cfg.llm.num_kv_heads, "intermediate": cfg.llm.intermediate_size,
                 "vocab": cfg.llm.vocab_size},
+        "total": {"params": sum(c["params"] for c in comps.values()), "bytes": sum(c["bytes"] for c in comps.values())},
         "components": {
             k: {"params": v["params"], "bytes": v["bytes"], "dtypes": dict(sorted(v["dtypes"].items())),
                 "layers": len(v["layers"])}
@@ -50,24 +61,35 @@ def inspect_report(model: Path, gpu_mem: float, context: int) -> dict:
         },
         "shards": [{"file": s, "tensors": len(f.tensors), "bytes": f.path.stat().st_size}
                    for s, f in ckpt.shards.items()],
+        "files": [{"name": e.name, "bytes": e.file_bytes} for e in file_sizes(ckpt)],
         "gpu_mem_gb": gpu_mem,
         "context": context,
+        "gpus_gb": list(gpus),
+        "contexts": list(contexts),
         "runtime_overhead_bytes": RUNTIME_OVERHEAD_BYTES,
-        "outputs": [e.as_dict(gpu_bytes) for e in estimate_outputs(ckpt, context)],
+        "fit": fits,
     }
+
+
+def _fit_cell(c: dict, chosen: bool) -> str:
+    gpu = c["smallest_gpu_gb"]
+    text = f"{c['total_bytes'] / GB:.1f}→{gpu:g}" if gpu is not None else f"{c['total_bytes'] / GB:.1f}→-"
+    return f"[bold]{text}[/]" if chosen else text
 
 
 def _show(r: dict) -> None:
     out.print(f"[bold]{r['model']}[/]  {r['architecture']} ({r['model_type']}), ps_version {r['ps_version']}")
-    v, l = r["vision"], r["llm"]
+    v, l, tot = r["vision"], r["llm"], r["total"]
     out.print(f"vision: {v['layers']} layers x {v['width']} ({v['norm']}, q/k norm {v['qk_norm']}), "
               f"image {v['image_size']}px;  LLM: {l['layers']} layers x {l['width']}, {l['heads']}/{l['kv_heads']} "
               f"heads, MLP {l['intermediate']}, vocab {l['vocab']}")
+    out.print(f"total: {_params(tot['params'])} parameters, {_size(tot['bytes'])}")
     t = Table(title="Components")
     for col in ("component", "parameters", "dtype", "size", "layers"):
         t.add_column(col, justify="left" if col in ("component", "dtype") else "right")
     for name, c in r["components"].items():
         t.add_row(name, f"{c['params']:,}", ", ".join(c["dtypes"]), _size(c["bytes"]), str(c["layers"] or "-"))
+    t.add_row("total", f"{tot['params']:,}", "", _size(tot["bytes"]), "", style="bold")
     out.print(t)
     t = Table(title="Shards")
     for col in ("file", "tensors", "size"):
@@ -75,24 +97,35 @@ def _show(r: dict) -> None:
     for s in r["shards"]:
         t.add_row(s["file"], str(s["tensors"]), _size(s["bytes"]))
     out.print(t)
-    t = Table(title=f"Outputs (estimated; GPU need = weights + KV cache for {r['context']} tokens in fp16 "
-                    f"+ {RUNTIME_OVERHEAD_BYTES / GB:.1f} GB runtime)")
-    for col in ("output", "file", "KV cache", "GPU need", f"fits {r['gpu_mem_gb']:g} GB"):
-        t.add_column(col, justify="left" if col == "output" else "right")
-    for o in r["outputs"]:
-        t.add_row(o["name"], _size(o["file_bytes"]), _size(o["kv_bytes"]), _size(o["gpu_need_bytes"]),
-                  "[green]yes[/]" if o["fits"] else "[red]no[/]")
+    t = Table(title="Output files")
+    t.add_column("output")
+    t.add_column("size", justify="right")
+    for f in r["files"]:
+        t.add_row(f["name"], _size(f["bytes"]))
+    out.print(t)
+    t = Table(title="GPU need in GB, and the smallest of " + "/".join(f"{g:g}" for g in r["gpus_gb"]) +
+                    " GB it fits (weights + KV cache + "
+                    f"{r['runtime_overhead_bytes'] / GB:.1f} GB runtime); bold: {r['context']} tokens")
+    for col in ("variant", "runtime", "KV", "weights", *(f"{c // 1024}k" for c in r["contexts"])):
+        t.add_column(col, justify="right" if col not in ("variant", "runtime", "KV") else "left")
+    for f in r["fit"]:
+        t.add_row(f["name"], f["runtime"], f["kv_type"], f"{f['weights_bytes'] / GB:.2f}",
+                  *(_fit_cell(f["contexts"][str(c)], c == r["context"]) for c in r["contexts"]))
     out.print(t)
 
 
 def inspect(
-    model: Path = typer.Argument(..., help="Checkpoint folder (config.json + safetensors shards)."),
-    gpu_mem: float = typer.Option(30.0, "--gpu-mem", min=0.1, help="GPU memory to check each output against, in GB."),
-    context: int = typer.Option(8192, "--context", min=1, help="Tokens of KV cache to budget for."),
+    model: str = typer.Argument(None, help=MODEL_HELP, show_default=False),
+    revision: str = typer.Option(None, "--revision", help=REVISION_HELP),
+    gpu_mem: float = typer.Option(30.0, "--gpu-mem", min=0.1, help="GPU memory to check each variant against, in GB "
+                                                                    "(added to the table's 24/30/40/48/80)."),
+    context: int = typer.Option(8192, "--context", min=1, help="Tokens of KV cache to check it at (added to the "
+                                                                "table's 4k/8k/16k/32k)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (for CI)."),
 ) -> None:
-    """Show components, shards and the estimated size of every output; reads metadata only."""
-    report = inspect_report(model, gpu_mem, context)
+    """Show the model's size (total and per component), its shards, each output's file size, and the GPU
+    memory each variant needs per runtime and context length; reads metadata only."""
+    report = inspect_report(model, gpu_mem, context, revision)
     if as_json:
         print_json(report)
     else:

@@ -8,14 +8,13 @@ import typer
 
 from ..calibrate.dataset import default_data_path, load_samples
 from ..pipelines.reference import ReferenceOptions, compute_reference
-from ..read import open_checkpoint
 from ..validate.reference_file import save_reference
 from ..write.atomic import check_writable
-from .console import ComputeDType, count_progress, err, print_json
+from .console import MODEL_HELP, REVISION_HELP, ComputeDType, count_progress, err, open_model, print_json
 
 
 def reference(
-    model: Path = typer.Argument(..., help="Source checkpoint folder (BF16)."),
+    model: str = typer.Argument(None, help=MODEL_HELP, show_default=False),
     out: Path = typer.Option(..., "--out", "-o", help="Reference file to write (.r1vref)."),
     data: Path = typer.Option(None, "--data", help="JSONL of {images, messages}; default: the shipped eval set."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
@@ -23,11 +22,12 @@ def reference(
     top_k: int = typer.Option(64, "--top-k", min=1, max=4096, help="Log-probabilities kept per position."),
     max_tiles: int = typer.Option(None, "--max-tiles", min=1, help="Tiles per image (default: config's max_dynamic_patch)."),
     batch_size: int = typer.Option(0, "--batch-size", min=0, help="Samples per pass over the weights (0: all)."),
+    revision: str = typer.Option(None, "--revision", help=REVISION_HELP),
     force: bool = typer.Option(False, "--force", help="Replace OUT if it exists."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Run the eval set through the source model and store top-k log-probs, log-sum-exp and targets per position."""
-    ckpt = open_checkpoint(model)
+    ckpt, _ = open_model(model, revision)
     data_path = data or default_data_path("eval")
     samples = load_samples(data_path)
     check_writable(out, force)

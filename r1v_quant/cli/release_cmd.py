@@ -15,14 +15,15 @@ from pathlib import Path
 import typer
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn)
 
-from ..formats.gguf_mix import MMPROJ_TYPES
+from ..formats.gguf_mix import DEFAULT_MMPROJ_TYPE, MMPROJ_TYPES
 from ..pipelines.release.manifest import VerifyFailed
 from ..pipelines.release.manifest import verify as verify_release
 from ..pipelines.release.plan import ReleaseOptions, parse_gguf_types
 from ..pipelines.release.runner import ReleaseFailed, run_release
 from ..pipelines.validate import RUNTIMES
 from .awq_cmd import Propagate
-from .console import ComputeDType, err, print_json
+from ..read.hub import resolve_model
+from .console import MODEL_HELP, REVISION_HELP, ComputeDType, err, print_json
 
 STATUS_EVERY = 30.0  # seconds between status lines in plain (non-terminal) mode
 
@@ -72,12 +73,13 @@ class _Live:
 
 
 def release(
-    model: Path = typer.Argument(..., help="Source checkpoint folder (BF16)."),
+    model: str = typer.Argument(None, help=MODEL_HELP, show_default=False),
     out: Path = typer.Option(..., "--out", "-o", help="Release folder (manifest.json, artifacts, cards)."),
     awq: bool = typer.Option(False, "--awq", help="Build the AWQ folder (vLLM / LMDeploy)."),
     gguf: str = typer.Option(None, "--gguf", help="GGUF types of the language model, comma-separated "
                                                   "(e.g. q4_k_m,q5_k_m,q8_0); one shared mmproj."),
-    mmproj_type: MmprojType = typer.Option("f16", "--mmproj-type", case_sensitive=False, help="Type of the mmproj."),
+    mmproj_type: MmprojType = typer.Option(DEFAULT_MMPROJ_TYPE, "--mmproj-type", case_sensitive=False,
+                                           help="Type of the mmproj (q8_0: the 38B's Q4_K_M pair fits 30 GB at 8k)."),
     name: str = typer.Option(None, "--name", help="Artifact name (default: the checkpoint folder's name)."),
     roll_pos_embd: bool = typer.Option(
         True, "--roll-pos-embd/--no-roll-pos-embd",
@@ -88,10 +90,16 @@ def release(
                                      help="Use N eval samples: the first N/2 with images and N/2 without."),
     max_tiles: int = typer.Option(None, "--max-tiles", min=1, help="Tiles per eval image (default: config's)."),
     top_k: int = typer.Option(64, "--top-k", min=1, max=4096, help="Log-probabilities kept per reference position."),
-    calib_data: Path = typer.Option(None, "--calib-data", help="AWQ calibration JSONL (default: shipped)."),
-    awq_samples: int = typer.Option(128, "--awq-samples", min=1, help="AWQ calibration samples."),
-    awq_seq_len: int = typer.Option(2048, "--awq-seq-len", min=16, help="AWQ tokens kept per sample."),
-    awq_max_tiles: int = typer.Option(4, "--awq-max-tiles", min=1, help="AWQ tiles per calibration image."),
+    imatrix: str = typer.Option("auto", "--imatrix", metavar="FILE|auto|none",
+                                help="GGUF importance matrix, shipped beside the .gguf files: auto (measured on "
+                                     "the calibration set, images included), a file, or none."),
+    calib_data: Path = typer.Option(None, "--calib-data",
+                                    help="Calibration JSONL of AWQ and --imatrix auto (default: shipped)."),
+    awq_samples: int = typer.Option(128, "--awq-samples", min=1, help="Calibration samples (AWQ, imatrix)."),
+    awq_seq_len: int = typer.Option(2048, "--awq-seq-len", min=16, help="Tokens kept per calibration sample."),
+    awq_max_tiles: int = typer.Option(4, "--awq-max-tiles", min=1, help="Tiles per calibration image."),
+    awq_vision_fp16: bool = typer.Option(False, "--awq-vision-fp16",
+                                         help="Keep the AWQ folder's vision tower in float16 (what LMDeploy loads)."),
     group_size: int = typer.Option(128, "--group-size", min=32, help="AWQ input channels per group."),
     propagate: Propagate = typer.Option(Propagate.float, "--propagate", help="See `r1v-quant awq --help`."),
     runtime: Runtime = typer.Option("engine", "--runtime", help="Validation runtime."),
@@ -101,6 +109,7 @@ def release(
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
     dtype: ComputeDType = typer.Option("float32", "--dtype", help="Compute dtype."),
     threads: int = typer.Option(None, "--threads", min=1, help="torch threads for GGUF encoding and validation."),
+    revision: str = typer.Option(None, "--revision", help=REVISION_HELP),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted release where it stopped."),
     force: bool = typer.Option(False, "--force", help="Replace an existing release in OUT."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
@@ -109,18 +118,20 @@ def release(
     and write a model card per artifact folder and OUT/manifest.json (sizes, sha256, validation figures,
     source fingerprint, data hashes, options).  Exit 1 when a gate fails (the artifact is kept, marked
     failed); exit 2 for unusable input or too little disk, before any work."""
+    ref = resolve_model(model, revision)
     opt = ReleaseOptions(
-        awq=awq, gguf=parse_gguf_types(gguf), mmproj_type=mmproj_type.value, name=name, roll_pos_embd=roll_pos_embd,
+        awq=awq, gguf=parse_gguf_types(gguf), mmproj_type=mmproj_type.value, name=name or ref.name, roll_pos_embd=roll_pos_embd,
         eval_data=data, eval_samples=eval_samples, max_tiles=max_tiles, top_k=top_k, calib_data=calib_data,
-        awq_samples=awq_samples, awq_seq_len=awq_seq_len, awq_max_tiles=awq_max_tiles, group_size=group_size,
+        awq_samples=awq_samples, awq_seq_len=awq_seq_len, awq_max_tiles=awq_max_tiles,
+        awq_vision_fp16=awq_vision_fp16, imatrix=imatrix, group_size=group_size,
         propagate=propagate.value, runtime=runtime.value, max_kl=max_kl, min_top1=min_top1,
         max_ppl_ratio=max_ppl_ratio, device=device, dtype=dtype.value, threads=threads)
     if interactive():
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=err) as progress:
-            result = run_release(model, out, opt, resume, force, _Live(progress))
+            result = run_release(ref.path, out, opt, resume, force, _Live(progress))
     else:
-        result = run_release(model, out, opt, resume, force, _Plain())
+        result = run_release(ref.path, out, opt, resume, force, _Plain())
     summary = result.summary()
     if as_json:
         print_json(summary)

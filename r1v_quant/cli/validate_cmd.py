@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ..pipelines.validate import ValidateOptions, validate_artifact
 from ..validate.report import FIGURES, Thresholds, ValidationReport
+from ..read.hub import resolve_model
 from .console import ComputeDType, err, out, print_json
 
 HELP = """\
@@ -55,23 +56,25 @@ def _report_table(report: ValidationReport) -> Table:
     return table
 
 
-def _per_layer_table(per_layer: dict) -> Table:
+def _per_layer_table(per_layer: dict, stack: str = "llm") -> Table:
     # no vertical rules and no "_proj" suffix: nine columns of figures fit an 80-column terminal
-    table = Table(title="per decoder layer: weight error of each *_proj linear, output error (relative)",
+    linears, rows, what = ((per_layer["projections"], per_layer["layers"], "decoder layer") if stack == "llm" else
+                           (per_layer["vision_linears"], per_layer["vision_layers"], "vision layer"))
+    table = Table(title=f"per {what}: weight error of each linear, output error (relative)",
                   box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    projections = per_layer["projections"]
     table.add_column("layer", justify="right")
-    for p in projections:
+    for p in linears:
         table.add_column(p.removesuffix("_proj"), justify="right")
     table.add_column("output", justify="right")
-    for row in per_layer["layers"]:
-        table.add_row(str(row["layer"]), *(f"{row['weight_error'][p]:.4f}" for p in projections),
+    for row in rows:
+        table.add_row(str(row["layer"]), *(f"{row['weight_error'][p]:.4f}" for p in linears),
                       f"{row['output_error']:.4f}")
     return table
 
 
 def validate(
-    artifact: Path = typer.Argument(..., help="AWQ folder, GGUF language-model file, or BF16 checkpoint folder."),
+    artifact: str = typer.Argument(..., help="AWQ folder, GGUF language-model file, or BF16 checkpoint folder (or "
+                                             "a Hugging Face repo id of one)."),
     reference: Path = typer.Option(..., "--reference", "-r", help="Reference file (.r1vref) of the source model."),
     runtime: Runtime = typer.Option(Runtime.engine, "--runtime", help="engine (default) or llama.cpp (GGUF only)."),
     mmproj: Path = typer.Option(None, "--mmproj", help="GGUF vision file (default: the mmproj-*.gguf beside ARTIFACT)."),
@@ -84,22 +87,31 @@ def validate(
     max_ppl_ratio: float = typer.Option(Thresholds.max_ppl_ratio, "--max-ppl-ratio",
                                         help="Fail when answer perplexity / reference's exceeds this."),
     per_layer: bool = typer.Option(False, "--per-layer", help="Also diagnose each decoder layer (needs --source)."),
-    source: Path = typer.Option(None, "--source", help="The BF16 checkpoint the artifact was made from (--per-layer)."),
-    plot: Path = typer.Option(None, "--plot", help="PNG for --per-layer (default: ./<ARTIFACT name>-per-layer.png)."),
+    source: str = typer.Option(None, "--source", help="The BF16 checkpoint the artifact was made from (--per-layer): "
+                                                      "a folder or a repo id."),
+    revision: str = typer.Option(None, "--revision", help="Branch, tag or commit of a repo id ARTIFACT."),
+    plot: Path = typer.Option(None, "--plot", help="PNG for --per-layer (default: ./<artifact>-per-layer.png)."),
     as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON on stdout."),
 ) -> None:
+    hub = None if Path(artifact).exists() else resolve_model(artifact, revision)  # a repo id
+    path, name = (Path(artifact), Path(artifact).name) if hub is None else (hub.path, hub.name)
+    source_path = resolve_model(source).path if source else None
     opt = ValidateOptions(runtime=runtime.value, mmproj=mmproj, data=data, device=device, dtype=dtype.value,
                           threads=threads, thresholds=Thresholds(max_kl, min_top1, max_ppl_ratio),
-                          per_layer=per_layer, source=source, plot=plot or (Path(f"{artifact.name}-per-layer.png") if per_layer else None))
+                          per_layer=per_layer, source=source_path,
+                          plot=plot or (Path(f"{name}-per-layer.png") if per_layer else None))
     with err.status("validating") as status:
-        report = validate_artifact(artifact, reference, opt, progress=lambda msg: status.update(f"validating: {msg}"))
+        report = validate_artifact(path, reference, opt, progress=lambda msg: status.update(f"validating: {msg}"))
     if as_json:
         print_json(report.to_dict())
     else:
         out.print(_report_table(report))
         if "per_layer" in report.info:
-            out.print(_per_layer_table(report.info["per_layer"]))
-            out.print(f"plot: {report.info['per_layer']['plot']}")
+            pl = report.info["per_layer"]
+            out.print(_per_layer_table(pl))
+            if pl.get("vision_layers"):
+                out.print(_per_layer_table(pl, "vision"))
+            out.print("plot: " + ", ".join(pl[k] for k in ("plot", "vision_plot") if k in pl))
         if not report.info["fingerprint_checked"]:
             err.print("warning: the artifact records no source fingerprint; the reference was matched by "
                       "vocabulary, tiles and image slots only")

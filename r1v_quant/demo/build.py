@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..read.config import load_config
+from ..read.config import IMAGENET_MEAN, IMAGENET_STD, load_config
 from ..read.layout import expected_tensors
 from ..write.atomic import atomic_dir
 from ..write.safetensors_writer import PlannedTensor, write_sharded
@@ -39,8 +39,6 @@ PLACEHOLDER_CODE = (
     "r1v-quant never executes it, it only copies it into the outputs.\n"
     '"""\n'
 )
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
 
 
 def config_dict(preset: Preset, seed: int) -> dict[str, Any]:
@@ -128,7 +126,7 @@ def _side_files(out: Path, preset: Preset) -> None:
     (out / "generation_config.json").write_text(json.dumps(generation, indent=2) + "\n")
     size = preset.vision.image_size
     preprocessor = {"crop_size": size, "do_center_crop": True, "do_normalize": True, "do_resize": True,
-                    "image_mean": IMAGENET_MEAN, "image_std": IMAGENET_STD, "resample": 3, "size": size}
+                    "image_mean": list(IMAGENET_MEAN), "image_std": list(IMAGENET_STD), "resample": 3, "size": size}
     (out / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2) + "\n")
     for name in CUSTOM_CODE_FILES:
         (out / name).write_text(PLACEHOLDER_CODE)

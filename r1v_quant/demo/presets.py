@@ -1,7 +1,8 @@
 """Demo checkpoint presets, as data.
 
 * ``tiny``: seconds to build; LayerNorm vision tower with qkv bias, the kind
-  llama.cpp's InternVL graph runs at small widths.  3 LLM layers with 640-wide
+  llama.cpp's InternVL graph runs at small widths, 128 wide so that AWQ's groups
+  of 128 fit its linears as they fit InternViT-6B's 3200.  3 LLM layers with 640-wide
   MLP rows, so GGUF K-quant fallbacks are exercised.  4 vision layers, the
   fewest llama.cpp's converter accepts (it maps ``mlp1.N`` only for N < layers).
 * ``tiny-rms``: same, but RMSNorm + q/k norm over the full width, no qkv bias,
@@ -63,13 +64,13 @@ _MB = 1 << 20
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         "tiny",
-        VisionPreset(64, 4, 4, 256, norm_type="layer_norm", qk_normalization=False, qkv_bias=True),
+        VisionPreset(128, 4, 4, 256, norm_type="layer_norm", qk_normalization=False, qkv_bias=True),
         _TINY_LLM,
         shard_bytes=48 * _MB,
     ),
     "tiny-rms": Preset(
         "tiny-rms",
-        VisionPreset(64, 4, 4, 256, norm_type="rms_norm", qk_normalization=True, qkv_bias=False),
+        VisionPreset(128, 4, 4, 256, norm_type="rms_norm", qk_normalization=True, qkv_bias=False),
         _TINY_LLM,
         shard_bytes=48 * _MB,
     ),

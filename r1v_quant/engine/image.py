@@ -17,9 +17,8 @@ import torch
 from PIL import Image
 
 from ..errors import InputError
+from ..read.config import IMAGENET_MEAN, IMAGENET_STD
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def candidate_grids(min_tiles: int, max_tiles: int) -> list[tuple[int, int]]:
@@ -50,13 +49,14 @@ def tile_image(image: Image.Image, tile: int, min_tiles: int, max_tiles: int, th
     return tiles
 
 
-def normalize_tile(tile: Image.Image, size: int) -> torch.Tensor:
+def normalize_tile(tile: Image.Image, size: int, mean: tuple[float, ...] = IMAGENET_MEAN,
+                   std: tuple[float, ...] = IMAGENET_STD) -> torch.Tensor:
+    """To [0, 1], then per channel (x - mean) / std (the checkpoint's preprocessor_config.json;
+    ImageNet's by default, as InternVL's)."""
     if tile.size != (size, size):
         tile = tile.resize((size, size), Image.Resampling.BICUBIC)
     x = torch.from_numpy(np.asarray(tile, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255.0
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (x - mean) / std
+    return (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
 
 
 def load_image(path: Path) -> Image.Image:
@@ -68,7 +68,8 @@ def load_image(path: Path) -> Image.Image:
 
 
 def preprocess(image: Image.Image, size: int = 448, min_tiles: int = 1, max_tiles: int = 12,
-               thumbnail: bool = True, dynamic: bool = True) -> torch.Tensor:
+               thumbnail: bool = True, dynamic: bool = True, mean: tuple[float, ...] = IMAGENET_MEAN,
+               std: tuple[float, ...] = IMAGENET_STD) -> torch.Tensor:
     """[tiles, 3, size, size] float32 pixel values for one image."""
     tiles = tile_image(image, size, min_tiles, max_tiles, thumbnail) if dynamic else [image]
-    return torch.stack([normalize_tile(t, size) for t in tiles])
+    return torch.stack([normalize_tile(t, size, mean, std) for t in tiles])

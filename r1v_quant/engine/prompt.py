@@ -67,7 +67,7 @@ class PromptBuilder:
     def prepare(self, sample_id: str, messages: Sequence[dict], images: Sequence[Path], kind: str = "") -> Prepared:
         cfg = self.cfg
         pixels = [preprocess(load_image(p), cfg.image_size, cfg.min_dynamic_patch, self.max_tiles,
-                             cfg.use_thumbnail, cfg.dynamic_image_size) for p in images]
+                             cfg.use_thumbnail, cfg.dynamic_image_size, cfg.image_mean, cfg.image_std) for p in images]
         text, answer_at = self._render(messages)
         pieces = text.split(IMAGE_PLACEHOLDER)
         if len(pieces) - 1 != len(pixels):

@@ -21,7 +21,7 @@ import torch
 
 from ..read.layout import LLM, VISION
 from ..read.sources import UnitSource
-from .linear import Linears
+from .linear import LinearHook, Linears
 from .llm import decoder_layer, lm_head, rope_for
 from .prompt import Prepared
 from .vision import embed_patches, project, shuffle_tokens, vision_layer
@@ -80,12 +80,15 @@ class LayerHooks:
 
 
 class Engine:
+    """``on_linear_input(name, x)`` sees the input of every linear of every unit (importance matrices)."""
+
     def __init__(self, source: UnitSource, options: EngineOptions | None = None,
-                 progress: ProgressFn | None = None):
+                 progress: ProgressFn | None = None, on_linear_input: LinearHook | None = None):
         self.source = source
         self.cfg = source.config
         self.opt = options or EngineOptions()
         self.progress = progress or (lambda unit: None)
+        self.on_linear_input = on_linear_input
 
     # --- units -----------------------------------------------------------
     def load(self, unit_name: str, cast: bool = True) -> Linears:
@@ -94,9 +97,10 @@ class Engine:
         if unit_name == "llm.head" and self.cfg.llm.tie_word_embeddings:
             unit.tensors.update(self.source.load_unit("llm.embed").tensors)
         dtype = self.opt.dtype if cast else None
-        tensors = {k: v.to(self.opt.device, dtype) for k, v in unit.tensors.items()}
+        # each tensor as read is dropped once converted: the unit is never held twice over
+        tensors = {k: unit.tensors.pop(k).to(self.opt.device, dtype) for k in list(unit.tensors)}
         self.progress(unit_name)
-        return Linears(tensors)
+        return Linears(tensors, self.on_linear_input)
 
     # --- the layer walk ------------------------------------------------------
     def layer_count(self, stack: str) -> int:
@@ -134,15 +138,29 @@ class Engine:
         return states
 
     # --- image path ----------------------------------------------------------
+    def patch_embeddings(self, pixels: torch.Tensor) -> list[torch.Tensor]:
+        """[tiles, 3, S, S] -> the vision tower's input states, ``vision_chunk`` tiles each."""
+        w = self.load("vision.embeddings")
+        return [self.store(embed_patches(self.cfg, w, c.to(self.opt.device), VISION_PREFIX))
+                for c in pixels.split(self.opt.vision_chunk)]
+
+    def project(self, states: list[torch.Tensor]) -> torch.Tensor:
+        """The tower's output states (consumed) -> [tiles, tokens_per_tile, llm hidden]: shuffle, projector."""
+        w = self.load("projector")
+        tiles = sum(x.shape[0] for x in states)
+        out = torch.empty((tiles, self.cfg.tokens_per_tile, self.cfg.llm.hidden_size),
+                          dtype=self.opt.dtype, device=self.opt.device)
+        first = 0
+        states.reverse()
+        while states:  # each chunk's tower output is dropped once projected
+            x = states.pop().to(self.opt.device)
+            out[first:first + x.shape[0]] = project(self.cfg, w, shuffle_tokens(self.cfg, x))
+            first += x.shape[0]
+        return out
+
     def encode_images(self, pixels: torch.Tensor, hooks: LayerHooks | None = None) -> torch.Tensor:
         """[tiles, 3, S, S] -> [tiles, tokens_per_tile, llm hidden]: tower, shuffle, projector."""
-        w = self.load("vision.embeddings")
-        xs = [self.store(embed_patches(self.cfg, w, c.to(self.opt.device), VISION_PREFIX))
-              for c in pixels.split(self.opt.vision_chunk)]
-        del w
-        xs = self.walk(VISION, xs, hooks)
-        w = self.load("projector")
-        return torch.cat([project(self.cfg, w, shuffle_tokens(self.cfg, x.to(self.opt.device))) for x in xs])
+        return self.project(self.walk(VISION, self.patch_embeddings(pixels), hooks))
 
     # --- text path -------------------------------------------------------------
     def embed(self, samples: Sequence[Prepared], vision_hooks: LayerHooks | None = None,
@@ -151,6 +169,11 @@ class Engine:
         ``max_tokens``, each sample's first ``max_tokens`` only (the image tokens past it are dropped)."""
         tiles = [s.pixels for s in samples if s.pixels is not None]
         image_tokens = self.encode_images(torch.cat(tiles), vision_hooks) if tiles else None
+        return self.splice(samples, image_tokens, max_tokens)
+
+    def splice(self, samples: Sequence[Prepared], image_tokens: torch.Tensor | None,
+               max_tokens: int | None = None) -> list[torch.Tensor]:
+        """Token embeddings per sample with the image slots filled, in order, from ``image_tokens``."""
         w = self.load("llm.embed", cast=False)  # gather rows first: the full table in float32 is 3 GB
         table = w["language_model.model.embed_tokens.weight"]
         flat = image_tokens.reshape(-1, image_tokens.shape[-1]) if image_tokens is not None else None

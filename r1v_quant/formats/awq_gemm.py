@@ -126,16 +126,21 @@ def dequantize(q: Tensor, zeros: Tensor, scales: Tensor, group: int = 128) -> Te
     return ((qg - z) * s).reshape(n, k)
 
 
+ROWS_PER_STEP = 1024  # (un)packing works on row blocks: its int64 temporaries are 8x the input's bytes
+
+
 def _pack_rows(v: Tensor) -> Tensor:
     """[R, C] integers 0..15 -> int32 [R, C/8], AWQ nibble order along C."""
     r, c = v.shape
-    v = v.to(torch.int64).reshape(r, c // PACK, PACK)
-    word = torch.zeros((r, c // PACK), dtype=torch.int64, device=v.device)
-    for j, col in enumerate(ORDER):
-        word |= v[:, :, col] << SHIFTS[j]
-    # Reinterpret the unsigned 32-bit word as two's-complement int32 explicitly (bit 31 -> negative).
-    word = torch.where(word >= 1 << 31, word - (1 << 32), word)
-    return word.to(torch.int32)
+    out = torch.empty((r, c // PACK), dtype=torch.int32, device=v.device)
+    for r0 in range(0, r, ROWS_PER_STEP):
+        blk = v[r0:r0 + ROWS_PER_STEP].to(torch.int64).reshape(-1, c // PACK, PACK)
+        word = torch.zeros(blk.shape[:2], dtype=torch.int64, device=v.device)
+        for j, col in enumerate(ORDER):
+            word |= blk[:, :, col] << SHIFTS[j]
+        # Reinterpret the unsigned 32-bit word as two's-complement int32 explicitly (bit 31 -> negative).
+        out[r0:r0 + ROWS_PER_STEP] = torch.where(word >= 1 << 31, word - (1 << 32), word).to(torch.int32)
+    return out
 
 
 def _unpack_rows(p: Tensor) -> Tensor:

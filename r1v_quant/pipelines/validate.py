@@ -27,7 +27,7 @@ from ..errors import InputError
 from ..read.artifact import open_artifact
 from ..read.checkpoint import open_checkpoint
 from ..read.fingerprint import fingerprint
-from ..read.layout import LLM, LLM_LINEARS
+from ..read.layout import LLM, LLM_LINEARS, VISION, VISION_LINEARS
 from ..read.sources import GGUF, WeightSource
 from ..validate.per_layer import LayerComparison, plot_layers, short_name
 from ..validate.reference_file import Reference, load_reference
@@ -117,25 +117,32 @@ def diagnose_layers(source_dir: Path, artifact: WeightSource, ref: Reference, pr
         raise InputError(f"{source_dir}: --source and the artifact have different language-model shapes")
     options = EngineOptions(device=opt.device, dtype=COMPUTE_DTYPES[opt.dtype])
     src, art = Engine(ckpt, options), Engine(artifact, options)
-    rows: list[dict[str, Any]] = []
+    rows: dict[str, list[dict[str, Any]]] = {LLM: [], VISION: []}
     current: dict[str, Any] = {}
 
     def before(call: LayerCall) -> None:
-        say(f"per-layer: decoder layer {call.index}")
+        say(f"per-layer: {call.unit}")
         current["w"] = art.load(call.unit)
-        current["cmp"] = LayerComparison(ckpt.config, call.index, call.weights, current["w"])
+        current["cmp"] = LayerComparison(ckpt.config, call.stack, call.index, call.weights, current["w"])
 
     def after(call: LayerCall, outputs: list[torch.Tensor]) -> None:
         cmp = current.pop("cmp")
         for x, ys in zip(call.inputs, outputs):
-            cmp.add(x, ys, art.apply_layer(LLM, call.index, current["w"], x))
+            cmp.add(x, ys, art.apply_layer(call.stack, call.index, current["w"], x))
         current.pop("w")
-        rows.append(cmp.row())
+        rows[call.stack].append(cmp.row())
 
-    say("per-layer: embedding the eval samples with the source model")
-    src.walk(LLM, src.embed(prepared), LayerHooks(before, after))
-    result: dict[str, Any] = {"projections": [short_name(p) for p in LLM_LINEARS], "layers": rows}
+    hooks = LayerHooks(before, after)
+    say("per-layer: the eval samples through the source model")
+    src.walk(LLM, src.embed(prepared, vision_hooks=hooks), hooks)
+    result: dict[str, Any] = {"projections": [short_name(p) for p in LLM_LINEARS], "layers": rows[LLM],
+                              "vision_linears": [short_name(p) for p in VISION_LINEARS], "vision_layers": rows[VISION]}
     if opt.plot is not None:
-        plot_layers(Path(opt.plot), artifact.kind, rows)
-        result["plot"] = str(opt.plot)
+        plot = Path(opt.plot)
+        plot_layers(plot, artifact.kind, LLM, rows[LLM])
+        result["plot"] = str(plot)
+        if rows[VISION]:
+            vision_plot = plot.with_name(plot.stem + "-vision" + plot.suffix)
+            plot_layers(vision_plot, artifact.kind, VISION, rows[VISION])
+            result["vision_plot"] = str(vision_plot)
     return result

@@ -23,7 +23,8 @@ from .config import ModelConfig, load_config
 from .files import read_json_object
 from .layout import classify, expected_tensors, walk_order
 from .safetensors_file import SafetensorsFile
-from .sources import AWQ, check_finite
+from .finite import check_finite
+from .sources import AWQ
 
 PACKED = (".qweight", ".qzeros", ".scales")
 SUPPORTED = {"bits": 4, "version": "gemm", "zero_point": True}

@@ -19,6 +19,7 @@ import torch
 
 from ..errors import InputError
 from .config import ModelConfig, load_config
+from .finite import check_finite
 from .layout import COMPONENTS, UnitName, classify, expected_tensors, walk_order
 from .safetensors_file import FLOAT_DTYPES, SafetensorsFile, TensorInfo
 
@@ -76,7 +77,19 @@ class Checkpoint:
     def read_tensor(self, name: str) -> torch.Tensor:
         if name not in self._where:
             raise InputError(f"{self.dir}: tensor '{name}' not in checkpoint")
-        return self.shards[self._where[name]].read(name)
+        shard = self.shards[self._where[name]]
+        t = shard.read(name)
+        check_finite(shard.path, name, t)
+        return t
+
+    def read_rows(self, name: str, start: int, stop: int) -> torch.Tensor:
+        """Rows ``start:stop`` of a tensor (a big tensor read in blocks is never in memory whole)."""
+        if name not in self._where:
+            raise InputError(f"{self.dir}: tensor '{name}' not in checkpoint")
+        shard = self.shards[self._where[name]]
+        t = shard.read_rows(name, start, stop)
+        check_finite(shard.path, name, t, first_row=start)
+        return t
 
     def load_unit(self, unit: str) -> Unit:
         u = self.unit_info[unit]
@@ -91,6 +104,7 @@ class Checkpoint:
             try:
                 for name in names:
                     out.tensors[name] = shard.read(name, fd)
+                    check_finite(shard.path, name, out.tensors[name])
             finally:
                 os.close(fd)
         return out

@@ -16,6 +16,9 @@ from typing import Any
 
 from ..errors import InputError
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # InternVL's normalisation, when preprocessor_config.json has none
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 CHAT_ARCHITECTURES = {"SkyworkR1VChatModel", "InternVLChatModel"}
 CHAT_MODEL_TYPES = {"skywork_chat", "internvl_chat"}
 LLM_ARCHITECTURES = {"Qwen2ForCausalLM"}
@@ -75,6 +78,8 @@ class ModelConfig:
     min_dynamic_patch: int
     max_dynamic_patch: int
     template: str | None
+    image_mean: tuple[float, float, float] = IMAGENET_MEAN  # preprocessor_config.json's, ImageNet's by default
+    image_std: tuple[float, float, float] = IMAGENET_STD
 
     @property
     def llm_key(self) -> str:
@@ -206,12 +211,64 @@ def load_config(model_dir: Path) -> ModelConfig:
         raise InputError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(raw, dict):
         raise InputError(f"{path}: not a JSON object")
-    return parse_config(raw, path)
+    return parse_config(raw, path, _preprocessor(Path(model_dir) / "preprocessor_config.json"))
 
 
-def parse_config(raw: dict[str, Any], path: Path) -> ModelConfig:
-    """Check and type a config dict (``config.json``, or one rebuilt from a GGUF file's keys);
-    ``path`` is what errors name."""
+def _preprocessor(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: not valid JSON ({e})") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _normalization(path: Path, pre: dict[str, Any], key: str, default: tuple[float, float, float]
+                   ) -> tuple[float, float, float]:
+    value = pre.get(key, default)
+    if (not isinstance(value, (list, tuple)) or len(value) != 3 or
+            not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        raise InputError(f"{path.with_name('preprocessor_config.json')}: {key} should be 3 numbers, got {value!r}")
+    if key == "image_std" and not all(v > 0 for v in value):
+        raise InputError(f"{path.with_name('preprocessor_config.json')}: {key} should be positive, got {value!r}")
+    return (float(value[0]), float(value[1]), float(value[2]))
+
+
+# What the forward engine implements, as (where, key, accepted values, default): a checkpoint asking for
+# anything else is refused by every command, rather than run silently wrong.
+SUPPORTED: list[tuple[str, str, tuple[Any, ...], Any]] = [
+    ("llm", "rope_scaling", (None, "default"), None),  # the rope type; scaled RoPE is not implemented
+    ("llm", "rope_parameters", (None, "default"), None),
+    ("llm", "hidden_act", ("silu",), "silu"),
+    ("llm", "use_sliding_window", (False,), False),
+    ("vision", "hidden_act", ("gelu",), "gelu"),  # exact (erf) GELU
+    ("", "select_layer", (-1,), -1),  # the tower's last layer feeds the projector
+]
+
+
+def _rope_type(value: Any) -> Any:
+    return value.get("rope_type", value.get("type")) if isinstance(value, dict) else value
+
+
+def check_supported(raw: dict[str, Any], path: Path) -> None:
+    """One line naming the first key whose value the engine does not implement."""
+    llm_key = "llm_config" if "llm_config" in raw else "text_config"
+    where = {"llm": (llm_key, raw.get(llm_key) or {}), "vision": ("vision_config", raw.get("vision_config") or {}),
+             "": ("", raw)}
+    for part, key, accepted, default in SUPPORTED:
+        name, obj = where[part]
+        value = obj.get(key, default)
+        shown = _rope_type(value) if key.startswith("rope_") else value
+        if shown not in accepted:
+            full = f"{name}.{key}" if name else key
+            raise InputError(f"{path}: {full} is {value!r}, which r1v-quant does not implement "
+                             f"(supported: {', '.join(repr(a) for a in accepted)})")
+
+
+def parse_config(raw: dict[str, Any], path: Path, preprocessor: dict[str, Any] | None = None) -> ModelConfig:
+    """Check and type a config dict (``config.json``, or one rebuilt from a GGUF file's keys) and the image
+    normalisation (``preprocessor_config.json``'s, or a GGUF file's); ``path`` is what errors name."""
     arch = _architectures(raw)
     model_type = raw.get("model_type", "")
     if not (set(arch) & CHAT_ARCHITECTURES if arch else model_type in CHAT_MODEL_TYPES):
@@ -227,6 +284,8 @@ def parse_config(raw: dict[str, Any], path: Path) -> ModelConfig:
 
     llm = _parse_llm(path, llm_key, raw[llm_key])
     vision = _parse_vision(path, raw["vision_config"])
+    check_supported(raw, path)
+    pre = preprocessor or {}
     top = _Fields(path, "", raw)
     ps_version = top.get("ps_version", str, "v1")
     if ps_version not in PS_VERSIONS:
@@ -255,4 +314,6 @@ def parse_config(raw: dict[str, Any], path: Path) -> ModelConfig:
         min_dynamic_patch=top.get("min_dynamic_patch", int, 1),
         max_dynamic_patch=top.get("max_dynamic_patch", int, 6),
         template=raw.get("template"),
+        image_mean=_normalization(path, pre, "image_mean", IMAGENET_MEAN),
+        image_std=_normalization(path, pre, "image_std", IMAGENET_STD),
     )

@@ -6,7 +6,9 @@ that is there but unreadable or not JSON is one :class:`~r1v_quant.errors.InputE
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,3 +31,17 @@ def read_json_object(path: Path) -> dict[str, Any]:
     """The file's top-level object; {} when the file is missing or holds something else."""
     data = read_json(path)
     return data if isinstance(data, dict) else {}
+
+
+CHUNK = 1 << 20
+
+
+def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
+    """The file's sha256, read a MiB at a time (``progress`` gets each chunk's size)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+            if progress:
+                progress(len(chunk))
+    return h.hexdigest()

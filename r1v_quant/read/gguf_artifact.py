@@ -34,7 +34,8 @@ from .checkpoint import Unit
 from .config import ModelConfig, parse_config
 from .files import read_json_object
 from .layout import LLM, classify, expected_tensors, walk_order
-from .sources import GGUF, check_finite
+from .finite import check_finite
+from .sources import GGUF
 
 POSITION_TABLE = "vision_model.embeddings.position_embedding"
 
@@ -107,7 +108,9 @@ def _config(llm: Any, llm_path: Path, mm: Any, mm_path: Path, tensors: dict[str,
         "min_dynamic_patch": v("clip.vision.preproc_min_tiles", 1),
         "max_dynamic_patch": v("clip.vision.preproc_max_tiles", 12),
     }
-    return parse_config(raw, llm_path)
+    # stored as float32: the shortest decimal that rounds to it is what preprocessor_config.json said
+    normalisation = {k: [float(str(np.float32(x))) for x in v(f"clip.vision.{k}")] for k in ("image_mean", "image_std")}
+    return parse_config(raw, llm_path, normalisation)
 
 
 class GgufArtifact:

@@ -124,18 +124,27 @@ class SafetensorsFile:
     def read(self, name: str, fd: int | None = None) -> torch.Tensor:
         """Read one tensor into fresh memory, in its stored dtype and shape."""
         info = self.tensors[name]
+        return self.read_rows(name, 0, info.shape[0] if info.shape else 1, fd).reshape(info.shape)
+
+    def read_rows(self, name: str, start: int, stop: int, fd: int | None = None) -> torch.Tensor:
+        """Rows ``start:stop`` (along the first dimension) of one tensor, into fresh memory."""
+        info = self.tensors[name]
         if info.dtype not in READ_DTYPES:
             raise self._fail(f"tensor '{name}' has unsupported dtype {info.dtype}")
         dtype, _ = READ_DTYPES[info.dtype]
-        buf = torch.empty(info.nbytes, dtype=torch.uint8)
+        rows = info.shape[0] if info.shape else 1
+        start, stop = max(0, start), min(stop, rows)
+        row_bytes = info.nbytes // rows if rows else 0
+        nbytes = (stop - start) * row_bytes
+        buf = torch.empty(nbytes, dtype=torch.uint8)
         view = memoryview(buf.numpy())
         own = fd is None
         if own:
             fd = os.open(self.path, os.O_RDONLY)
         try:
             done = 0
-            while done < info.nbytes:  # preadv may return short counts on large reads
-                n = os.preadv(fd, [view[done:]], info.begin + done)
+            while done < nbytes:  # preadv may return short counts on large reads
+                n = os.preadv(fd, [view[done:]], info.begin + start * row_bytes + done)
                 if n <= 0:
                     raise self._fail(f"truncated while reading tensor '{name}'")
                 done += n
@@ -144,4 +153,4 @@ class SafetensorsFile:
         finally:
             if own:
                 os.close(fd)
-        return buf.view(dtype).reshape(info.shape)
+        return buf.view(dtype).reshape(stop - start, *info.shape[1:])

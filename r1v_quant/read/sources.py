@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import torch
 
-from ..errors import InputError
 from .checkpoint import Checkpoint, Unit
 from .config import ModelConfig
 from .fingerprint import fingerprint
@@ -64,12 +62,3 @@ class CheckpointSource:
         return sorted(s.path for s in self.ckpt.shards.values())
 
 
-def check_finite(where: Path, name: str, t: torch.Tensor) -> None:
-    """NaN/Inf in a weight makes every figure meaningless: refuse, naming the tensor and the first bad value."""
-    if t.is_floating_point():
-        finite = torch.isfinite(t)
-        if not bool(finite.all()):
-            bad = (~finite).nonzero()[0].tolist()
-            count = int((~finite).sum())
-            raise InputError(f"{where}: tensor '{name}' holds {count} NaN/Inf value(s), the first "
-                             f"({t[tuple(bad)].item()}) at index {bad}")

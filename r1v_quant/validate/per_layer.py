@@ -1,6 +1,6 @@
 """``validate --per-layer``: where an artifact loses its accuracy, layer by layer.
 
-For every decoder layer: the relative weight error ``||W_artifact - W_source|| / ||W_source||``
+For every decoder layer, and every vision layer: the relative weight error ``||W_artifact - W_source|| / ||W_source||``
 of each linear, and the relative error of the layer's output on the eval activations.
 
 AWQ moves per-channel scales between a linear and what feeds it (a norm's gain, the
@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from ..engine.llm import LAYER_PREFIX
-from ..read.layout import LLM_LINEARS
+from ..read.layout import LLM, LLM_LINEARS, VISION, VISION_LAYER_PREFIX, VISION_LINEARS
 from .plot import line_plot
 
 
@@ -60,19 +60,41 @@ def effective_weights(cfg: Any, w: Any, prefix: str) -> dict[str, torch.Tensor]:
     }
 
 
+def effective_vision_weights(cfg: Any, w: Any, prefix: str) -> dict[str, torch.Tensor]:
+    """The four linears of one InternViT layer with every AWQ-movable scale folded back in: the norms'
+    gains into the columns of ``qkv`` and ``fc1``, and the scales between ``qkv``'s value rows and
+    ``proj``'s columns (nothing moves through the GELU in front of ``fc2``)."""
+    def get(name: str) -> torch.Tensor:
+        return w[prefix + name].double()
+
+    qkv = get("attn.qkv.weight") * get("norm1.weight")
+    proj = get("attn.proj.weight")
+    width = proj.shape[1]
+    v_rows = qkv[2 * width:].norm(dim=1)
+    qkv = torch.cat([qkv[: 2 * width], qkv[2 * width:] * proj.norm(dim=0)[:, None]])
+    return {"attn.qkv": qkv, "attn.proj": proj * v_rows, "mlp.fc1": get("mlp.fc1.weight") * get("norm2.weight"),
+            "mlp.fc2": get("mlp.fc2.weight")}
+
+
+EFFECTIVE = {LLM: (LAYER_PREFIX, LLM_LINEARS, effective_weights),
+             VISION: (VISION_LAYER_PREFIX, VISION_LINEARS, effective_vision_weights)}
+
+
 def short_name(projection: str) -> str:
     return projection.split(".")[-1]
 
 
 class LayerComparison:
-    """Both versions of one decoder layer on the same inputs: the weight error of each linear
-    (on effective weights) and the relative error of the layer's update to the residual stream."""
+    """Both versions of one layer (of the language model or the vision tower) on the same inputs: the
+    weight error of each linear (on effective weights) and the relative error of the layer's update to
+    the residual stream."""
 
-    def __init__(self, cfg: Any, layer: int, source: Any, artifact: Any):
-        prefix = LAYER_PREFIX.format(layer)
-        eff_s, eff_a = effective_weights(cfg, source, prefix), effective_weights(cfg, artifact, prefix)
+    def __init__(self, cfg: Any, stack: str, layer: int, source: Any, artifact: Any):
+        prefix, linears, effective = EFFECTIVE[stack]
+        prefix = prefix.format(layer)
+        eff_s, eff_a = effective(cfg, source, prefix), effective(cfg, artifact, prefix)
         self.layer = layer
-        self.weight_error = {short_name(p): relative_error(eff_a[p], eff_s[p]) for p in LLM_LINEARS}
+        self.weight_error = {short_name(p): relative_error(eff_a[p], eff_s[p]) for p in linears}
         self.num = self.den = 0.0
 
     def add(self, x: torch.Tensor, source_out: torch.Tensor, artifact_out: torch.Tensor) -> None:
@@ -84,9 +106,10 @@ class LayerComparison:
                 "output_error": math.sqrt(self.num / self.den) if self.den else math.sqrt(self.num)}
 
 
-def plot_layers(path: Path, kind: str, layers: list[dict[str, Any]]) -> None:
-    projections = [short_name(p) for p in LLM_LINEARS]
-    series = {p: [row["weight_error"][p] for row in layers] for p in projections}
+def plot_layers(path: Path, kind: str, stack: str, layers: list[dict[str, Any]]) -> None:
+    linears = [short_name(p) for p in EFFECTIVE[stack][1]]
+    series = {p: [row["weight_error"][p] for row in layers] for p in linears}
     series["layer output"] = [row["output_error"] for row in layers]
-    line_plot(path, series, title=f"{kind} artifact: relative error by decoder layer",
-              x_label="decoder layer", y_label="relative error (log scale)")
+    what = "decoder layer" if stack == LLM else "vision layer"
+    line_plot(path, series, title=f"{kind} artifact: relative error by {what}", x_label=what,
+              y_label="relative error (log scale)")

@@ -106,7 +106,8 @@ def rebuild_samples(ref: Reference, data: Path, cfg: ModelConfig) -> RebuiltSamp
         if slots != cfg.tokens_per_tile * len(tiles) or (slots and len(set(ids[image_mask].tolist())) != 1):
             raise InputError(f"sample '{meta['id']}': {slots} image slots in the reference, the artifact needs "
                              f"{cfg.tokens_per_tile} x {len(tiles)} tiles (a reference from another model?)")
-        pixels = torch.stack([normalize_tile(x, cfg.image_size) for x in tiles]) if tiles else None
+        pixels = torch.stack([normalize_tile(x, cfg.image_size, cfg.image_mean, cfg.image_std)
+                              for x in tiles]) if tiles else None
         prepared.append(Prepared(meta["id"], ids, image_mask, answer_mask, pixels, meta["kind"]))
         all_tiles.append([x if x.size == (cfg.image_size,) * 2 else x.resize((cfg.image_size,) * 2,
                                                                              Image.Resampling.BICUBIC)

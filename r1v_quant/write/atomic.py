@@ -24,18 +24,38 @@ def _temp_sibling(final: Path) -> Path:
 
 
 def check_writable(final: Path, overwrite: bool) -> None:
+    """Fail now, not after the work, when ``final`` could not be written; creates nothing."""
+    final = Path(final)
     if final.exists() and not overwrite:
         raise OutputError(f"{final}: already exists (pass --force to replace it)")
     parent = final.parent if str(final.parent) else Path(".")
     for p in (parent, *parent.parents):
         if p.exists() and not p.is_dir():
             raise OutputError(f"{p}: is a file, cannot hold the output folder")
+    existing = next(p for p in (parent, *parent.parents, Path(".")) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{existing}: not writable")
+
+
+def make_parents(final: Path) -> list[Path]:
+    """Create the missing folders above ``final``; return those created, outermost first."""
+    parent = Path(final).parent
+    missing = [p for p in (parent, *parent.parents) if not p.exists()][::-1]
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        for p in missing:
+            p.mkdir()
     except OSError as e:
         raise OutputError(f"{parent}: cannot create output folder ({e.strerror})") from None
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"{parent}: not writable")
+    return missing
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove folders ``make_parents`` created, innermost first, while they are empty."""
+    for p in reversed(folders):
+        try:
+            p.rmdir()
+        except OSError:
+            return
 
 
 def describe_os_error(e: OSError, where: Path) -> OutputError:
@@ -56,14 +76,18 @@ def _remove(path: Path) -> None:
 
 @contextlib.contextmanager
 def _removed_on_failure(tmp: Path, final: Path) -> Iterator[None]:
-    """Remove ``tmp`` if the block fails; OS errors become one-line output errors about ``final``."""
+    """Remove ``tmp`` (and the folders made for it) if the block fails; OS errors become one-line
+    output errors about ``final``."""
+    created = make_parents(final)
     try:
         yield
     except OSError as e:
         _remove(tmp)
+        remove_empty(created)
         raise describe_os_error(e, final) from None
     except BaseException:
         _remove(tmp)
+        remove_empty(created)
         raise
 
 

@@ -70,17 +70,29 @@ def encode_header(tensors: list[PlannedTensor], metadata: dict[str, str]) -> byt
     return struct.pack("<Q", len(raw)) + raw
 
 
-def write_shard(path: Path, tensors: list[PlannedTensor], produce: Callable[[PlannedTensor], torch.Tensor],
+Produced = torch.Tensor | Iterable[torch.Tensor]
+
+
+def write_shard(path: Path, tensors: list[PlannedTensor], produce: Callable[[PlannedTensor], Produced],
                 metadata: dict[str, str] | None = None) -> None:
-    """Write one shard; ``produce`` returns each planned tensor's data when its turn comes."""
+    """Write one shard; ``produce`` returns each planned tensor's data when its turn comes: the tensor,
+    or its blocks of rows one after the other (so a big tensor never has to be in memory whole)."""
     with open(path, "wb") as f:
         f.write(encode_header(tensors, metadata or {"format": "pt"}))
         for t in tensors:
             data = produce(t)
-            if data.dtype != t.dtype or tuple(data.shape) != t.shape:
-                raise ValueError(f"{t.name}: produced {data.dtype} {list(data.shape)}, planned {t.dtype} {list(t.shape)}")
-            data = data.detach().to("cpu").contiguous()
-            f.write(memoryview(data.view(torch.uint8).reshape(-1).numpy()))
+            planned_rows = t.shape[0] if t.shape else 1
+            rows = 0
+            for block in [data] if isinstance(data, torch.Tensor) else data:
+                rows += block.shape[0] if block.dim() else 1
+                if block.dtype != t.dtype or tuple(block.shape[1:]) != tuple(t.shape[1:]) or rows > planned_rows:
+                    raise ValueError(f"{t.name}: produced {block.dtype} {list(block.shape)}, planned {t.dtype} "
+                                     f"{list(t.shape)}")
+                block = block.detach().to("cpu").contiguous()
+                f.write(memoryview(block.view(torch.uint8).reshape(-1).numpy()))
+                del block  # before the next block is made, not after
+            if rows != planned_rows:
+                raise ValueError(f"{t.name}: produced {rows} rows, planned {list(t.shape)}")
 
 
 def write_sharded(out_dir: Path, tensors: list[PlannedTensor], produce: Callable[[PlannedTensor], torch.Tensor],

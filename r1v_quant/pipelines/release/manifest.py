@@ -18,7 +18,6 @@ rounded to 6 significant digits; the rest of its report (timings, paths) stays o
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,27 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import InputError, R1VError
+from ...read.files import sha256_file
 from ...write.atomic import atomic_file
 from .plan import SCHEMA
 
 MANIFEST = "manifest.json"
-CHUNK = 8 << 20
 
 
 class VerifyFailed(R1VError):
     """A file of the release is missing, altered or unlisted (exit 1, like a failed gate)."""
 
     exit_code = 1
-
-
-def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-            if progress:
-                progress(len(chunk))
-    return h.hexdigest()
 
 
 def describe_files(root: Path, rel_to: str) -> dict[str, dict[str, Any]]:

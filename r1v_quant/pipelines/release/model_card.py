@@ -9,19 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...write.sizes import GB, RUNTIME_OVERHEAD_BYTES
+from ...write.sizes import CONTEXTS, GB, GPUS_GB, RUNTIME_OVERHEAD_BYTES, gpu_need, smallest_gpu
 
-MEMORY_CONTEXTS = (4096, 8192, 32768)  # tokens of fp16 KV cache in the memory table
+
 # validation figures shown per prompt kind: (key in the report's groups, column title)
 CARD_FIGURES = [("positions", "positions"), ("kl_mean", "mean KL"), ("kl_p99", "p99 KL"), ("top1", "top-1"),
                 ("top5_miss", "top-5 miss"), ("ppl_ratio", "PPL ratio")]
 
 # How to run each kind: (runtime, what to say, command template).  {dir}, {llm}, {mmproj}, {name}, {tag}
 # are filled in; commands are the runtimes' documented usage, not runs made by this tool.
+VLLM = ("vLLM", "OpenAI-compatible server (float16 activations, as vLLM serves AWQ):",
+        "vllm serve ./{dir} --quantization awq --dtype float16 --trust-remote-code --max-model-len 8192")
 RUN_RECIPES: dict[str, list[tuple[str, str, str]]] = {
-    "awq": [
-        ("vLLM", "OpenAI-compatible server (float16 activations, as vLLM serves AWQ):",
-         "vllm serve ./{dir} --quantization awq --dtype float16 --trust-remote-code --max-model-len 8192"),
+    "awq": [VLLM],
+    "awq-vision-fp16": [
+        VLLM,
         ("LMDeploy", "TurboMind backend, 4-bit AWQ weights:",
          "lmdeploy serve api_server ./{dir} --model-format awq --session-len 8192"),
     ],
@@ -39,9 +41,15 @@ RUN_RECIPES: dict[str, list[tuple[str, str, str]]] = {
 }
 
 WHAT: dict[str, str] = {
-    "awq": "4-bit AWQ (zero point, group {group_size}, GEMM packing) of every decoder linear of the language "
-           "model, calibrated on image and text prompts; vision tower, projector, embeddings, norms and "
-           "`lm_head` in float16. Loads in vLLM and LMDeploy with `quantization=\"awq\"`.",
+    "awq": "4-bit AWQ (zero point, group {group_size}, GEMM packing) of every linear of the language model "
+           "and of the vision tower, calibrated on image and text prompts; projector, embeddings, norms and "
+           "`lm_head` in float16. Loads in vLLM with `quantization=\"awq\"` (vLLM builds the vision tower with "
+           "the checkpoint's quantization config). LMDeploy loads its vision tower through its own float "
+           "path: for LMDeploy, use a release built with `--awq-vision-fp16`.",
+    "awq-vision-fp16": "4-bit AWQ (zero point, group {group_size}, GEMM packing) of every decoder linear of the "
+                       "language model, calibrated on image and text prompts; vision tower, projector, "
+                       "embeddings, norms and `lm_head` in float16. Loads in vLLM and LMDeploy with "
+                       "`quantization=\"awq\"`.",
     "gguf": "GGUF files for llama.cpp: the Qwen2 language model in each type below and the InternViT vision "
             "tower + `mlp1` projector as one shared mmproj file (`--mmproj`), in the bytes llama.cpp's own "
             "`convert_hf_to_gguf.py` + `llama-quantize` write.",
@@ -74,12 +82,17 @@ def validation_table(v: dict[str, Any]) -> list[str]:
         f"{dict(CARD_FIGURES).get(m, m)} {op} {_fmt(lim)}" for (m, op), lim in limits.items()) + "."]
 
 
-def memory_table(weights_bytes: int, kv_per_token: int) -> list[str]:
-    rows = ["| context (tokens) | weights | KV cache (fp16) | runtime overhead | total |", "|---|---|---|---|---|"]
-    for ctx in MEMORY_CONTEXTS:
-        kv = kv_per_token * ctx
-        rows.append(f"| {ctx} | {_size(weights_bytes)} | {_size(kv)} | {_size(RUNTIME_OVERHEAD_BYTES)} | "
-                    f"{_size(weights_bytes + kv + RUNTIME_OVERHEAD_BYTES)} |")
+def memory_table(weights_bytes: int, kv_per_token: int, kv_types: tuple[str, ...]) -> list[str]:
+    """GPU need per context and KV cache type (the sizes ``inspect`` uses), and the smallest GPU it fits."""
+    gpus = "/".join(f"{g:g}" for g in GPUS_GB)
+    rows = [f"| context (tokens) | KV cache | weights | KV | runtime overhead | total | smallest GPU of {gpus} GB |",
+            "|---|---|---|---|---|---|---|"]
+    for ctx in CONTEXTS:
+        for kv_type in kv_types:
+            kv, total = gpu_need(weights_bytes, kv_per_token, ctx, kv_type)
+            gpu = smallest_gpu(total)
+            rows.append(f"| {ctx} | {kv_type} | {_size(weights_bytes)} | {_size(kv)} | {_size(RUNTIME_OVERHEAD_BYTES)} | "
+                        f"{_size(total)} | {f'{gpu:g} GB' if gpu else 'none'} |")
     return rows
 
 
@@ -95,7 +108,8 @@ def render(common: dict[str, Any], entries: list[tuple[str, dict[str, Any]]],
              "---", "", f"# {d}" + (" (validation FAILED)" if failed else ""), ""]
     if failed:
         lines += [f"> **Do not ship:** {', '.join(failed)} failed the validation gate below; kept for inspection.", ""]
-    lines += [WHAT[kind].format(**opt), "",
+    what = "awq-vision-fp16" if kind == "awq" and opt.get("awq_vision_fp16") else kind
+    lines += [WHAT[what].format(**opt), "",
               f"Source: `{src['name']}` ({src['architecture']}, `{src['model_type']}`, ps_version {src['ps_version']}),"
               f" fingerprint `{src['fingerprint']}`.", ""]
 
@@ -117,6 +131,14 @@ def render(common: dict[str, Any], entries: list[tuple[str, dict[str, Any]]],
                      "puts the class token first)" if opt["roll_pos_embd"] else
                      "in checkpoint order, as llama.cpp's converter writes them (llama.cpp 0c1e57098 applies them "
                      "off by one; rebuild with `--roll-pos-embd` for that build)")]
+        matrix = next((f.split("/")[-1] for f in files if f.endswith(".imatrix.gguf")), None)
+        if matrix:
+            cal = data.get("calibration", {})
+            how = (f"measured by `r1v-quant imatrix` on `{cal.get('file')}` (sha256 `{cal.get('sha256')}`), image "
+                   "tokens through the vision tower and the language model" if opt.get("imatrix") == "auto"
+                   else f"from `{opt.get('imatrix')}`")
+            lines.append(f"- rounding weighted by the importance matrix `{matrix}`, {how}; llama.cpp's format "
+                         f"(`llama-quantize --imatrix {matrix}` reads it)")
         for i, e in entries:
             fb = e["build"].get("fallbacks", [])
             lines.append(f"- `{e['llm'].split('/')[-1]}` ({e['type'].upper()}): "
@@ -144,18 +166,20 @@ def render(common: dict[str, Any], entries: list[tuple[str, dict[str, Any]]],
                 "mmproj": f"{d}/{e['mmproj'].split('/')[-1]}" if e.get("mmproj") else ""}
         if kind == "gguf":
             lines += [f"### {e['type'].upper()}", ""]
-        for runtime, say, cmd in RUN_RECIPES[kind]:
+        for runtime, say, cmd in RUN_RECIPES[what]:
             lines += [f"{runtime}: {say}", "", "```bash", cmd.format(**fill), "```", ""]
         if kind == "awq":
             break  # one folder, one set of commands
 
-    lines += ["## Memory", "", "Weights + fp16 KV cache + an estimated runtime overhead "
-              "(GPU memory, or RAM when llama.cpp runs on the CPU):", ""]
+    lines += ["## Memory", "", "Weights + KV cache (16-bit; for llama.cpp also `-ctk q8_0 -ctv q8_0`) + an "
+              "estimated runtime overhead (GPU memory, or RAM when llama.cpp runs on the CPU), as "
+              "`r1v-quant inspect` computes it:", ""]
     for i, e in entries:
         weights = sum(files[f]["bytes"] for f in e["weights"])
         if kind == "gguf":
             lines += [f"{e['type'].upper()}:", ""]
-        lines += [*memory_table(weights, src["kv_cache_bytes_per_token"]), ""]
+        kv_types = ("f16", "q8_0") if kind == "gguf" else ("f16",)
+        lines += [*memory_table(weights, src["kv_cache_bytes_per_token"], kv_types), ""]
 
     lines += ["## Files", "", "| file | size | sha256 |", "|---|---|---|"]
     for f in sorted(files):

@@ -16,10 +16,13 @@ from typing import Any
 from ... import __version__
 from ...calibrate.dataset import data_hash, default_data_path, load_samples
 from ...errors import InputError, OutputError
-from ...formats.gguf_mix import FILE_TYPES
+from ...formats.gguf_mix import DEFAULT_MMPROJ_TYPE, FILE_TYPES
 from ...read.checkpoint import Checkpoint
+from ...read.files import sha256_file
 from ...read.fingerprint import fingerprint
+from ...read.imatrix_file import load_imatrix
 from ...write.gguf.plan import ExportPlan, plan_export
+from ..awq import AWQRunOptions, check_widths
 from ...write.sizes import GB, awq_bytes, gguf_llm_bytes, gguf_mmproj_bytes
 from .eval_data import select
 
@@ -38,7 +41,7 @@ NOT_IN_KEY = ("device", "threads")
 class ReleaseOptions:
     awq: bool = False
     gguf: tuple[str, ...] = ()  # llama.cpp file types, in the order asked
-    mmproj_type: str = "f16"
+    mmproj_type: str = DEFAULT_MMPROJ_TYPE
     name: str | None = None  # default: the checkpoint folder's name
     # A release's GGUF pair is for llama.cpp, whose InternVL graph (0c1e57098) applies the position rows
     # off by one: rolled, its image embeddings are right there (see write/gguf/compat.py).
@@ -51,6 +54,10 @@ class ReleaseOptions:
     awq_samples: int = 128
     awq_seq_len: int = 2048
     awq_max_tiles: int = 4
+    awq_vision_fp16: bool = False  # keep the AWQ folder's vision tower in float16 (for LMDeploy)
+    # GGUF importance matrix: "auto" (measured on the calibration set, images included, with the awq_*
+    # sample options), "none", or a file; shipped beside the .gguf files when used
+    imatrix: str = "auto"
     group_size: int = 128
     propagate: str = "float"
     runtime: str = "engine"  # validation runtime
@@ -67,7 +74,13 @@ class ReleaseOptions:
         d["gguf"] = list(self.gguf)
         for k in ("eval_data", "calib_data"):
             d[k] = Path(d[k]).name if d[k] else None
+        if d["imatrix"] not in ("auto", "none"):
+            d["imatrix"] = Path(d["imatrix"]).name
         return d
+
+    @property
+    def uses_imatrix(self) -> bool:
+        return bool(self.gguf) and self.imatrix != "none"
 
 
 @dataclass
@@ -107,6 +120,10 @@ class ReleasePlan:
     def gguf_dir(self) -> str:
         return f"{self.name}-GGUF"
 
+    @property
+    def imatrix_file(self) -> str:
+        return f"{self.name}.imatrix.gguf"
+
     def published_paths(self) -> list[Path]:
         """Everything a finished release has under ``out`` (what --force replaces)."""
         dirs = {a.dir for a in self.artifacts}
@@ -117,6 +134,8 @@ class ReleasePlan:
         out = ["eval-data", "reference"]
         if self.options.awq:
             out += ["awq-build", "awq-validate", "awq-publish"]
+        if self.options.uses_imatrix:
+            out.append("gguf-imatrix")
         if self.options.gguf:
             out.append("gguf-mmproj")
             for t in self.options.gguf:
@@ -126,6 +145,14 @@ class ReleasePlan:
 
     def key_digest(self) -> str:
         return hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()
+
+
+def awq_run_options(opt: ReleaseOptions) -> AWQRunOptions:
+    """The release's ``awq`` step, as ``r1v-quant awq`` options (the search's dtype follows the device:
+    the release's --dtype is the reference's and validation's)."""
+    return AWQRunOptions(samples=opt.awq_samples, seq_len=opt.awq_seq_len, max_tiles=opt.awq_max_tiles,
+                         group_size=opt.group_size, device=opt.device, dtype="auto", propagate=opt.propagate,
+                         data=str(opt.calib_data) if opt.calib_data else None, vision=not opt.awq_vision_fp16)
 
 
 def parse_gguf_types(text: str | None) -> tuple[str, ...]:
@@ -151,24 +178,28 @@ def make_plan(ckpt: Checkpoint, out: Path, opt: ReleaseOptions) -> ReleasePlan:
     eval_path = Path(opt.eval_data) if opt.eval_data else default_data_path("eval")
     load_samples(eval_path)  # every bad line fails now, not after the build
     calib_path = None
-    if opt.awq:
+    if opt.awq or opt.imatrix == "auto":
         calib_path = Path(opt.calib_data) if opt.calib_data else default_data_path("calib")
         load_samples(calib_path)
-        for what in ("hidden_size", "intermediate_size"):  # the check quantize_model makes, made early
-            if getattr(ckpt.config.llm, what) % opt.group_size:
-                raise InputError(f"{ckpt.dir}: llm {what} {getattr(ckpt.config.llm, what)} is not a multiple of "
-                                 f"--group-size {opt.group_size}")
+    if opt.awq:
+        check_widths(ckpt, awq_run_options(opt))  # the check quantize_model makes, made early
+    imatrix_hash = None
+    if opt.uses_imatrix and opt.imatrix != "auto":
+        load_imatrix(Path(opt.imatrix))  # a missing or foreign file fails now, not after the build
+        imatrix_hash = sha256_file(Path(opt.imatrix))
     plan = ReleasePlan(out, name, opt, [], eval_path, calib_path)
     if opt.awq:
         plan.artifacts.append(Artifact("awq", "awq", plan.awq_dir))
     for i, t in enumerate(opt.gguf):
         # mmproj problems (v1 order, a norm llama.cpp gets wrong) raise InputError here
-        ep = plan_export(ckpt, plan.staging / plan.gguf_dir, t, opt.mmproj_type, name, mmproj=True)
+        ep = plan_export(ckpt, plan.staging / plan.gguf_dir, t, opt.mmproj_type, name, mmproj=True,
+                         has_imatrix=opt.uses_imatrix)
         plan.gguf_plans[t] = ep
         plan.artifacts.append(Artifact(f"gguf-{t}", "gguf", plan.gguf_dir, t, ep.llm.path.name, ep.mmproj.path.name))
     plan.key = {
         "schema": SCHEMA, "tool": f"r1v-quant {__version__}", "source": fingerprint(ckpt), "name": name,
         "eval_data": data_hash(eval_path), "calib_data": data_hash(calib_path) if calib_path else None,
+        "imatrix": imatrix_hash,
         "options": {k: v for k, v in opt.recorded().items() if k not in NOT_IN_KEY},
     }
     return plan
@@ -198,8 +229,12 @@ def space_needed(ckpt: Checkpoint, plan: ReleasePlan, done: set[str]) -> list[tu
         images = sum(p.stat().st_size for s in samples for p in s.images)
         need.append(("eval data + reference", images + REFERENCE_BYTES_PER_SAMPLE * len(samples)))
     if opt.awq and "awq-build" not in done:
-        activations = opt.awq_samples * opt.awq_seq_len * ckpt.config.llm.hidden_size * 4
-        need.append(("AWQ (output + work folder)", 2 * awq_bytes(ckpt) + activations))
+        # the work folder holds the packed layers and, as float32 at most, one set of activations
+        cfg = ckpt.config
+        tiles = opt.awq_samples * (opt.awq_max_tiles + 1)
+        activations = 4 * max(opt.awq_samples * opt.awq_seq_len * cfg.llm.hidden_size,
+                              0 if opt.awq_vision_fp16 else tiles * (cfg.vision.num_patches + 1) * cfg.vision.hidden_size)
+        need.append(("AWQ (output + work folder)", 2 * awq_bytes(ckpt, awq_run_options(opt).layout()) + activations))
     if opt.gguf and "gguf-mmproj" not in done:
         need.append((f"GGUF mmproj {opt.mmproj_type.upper()}", gguf_mmproj_bytes(ckpt, opt.mmproj_type)))
     for t in opt.gguf:

@@ -20,18 +20,20 @@ from typing import Any
 from ...calibrate.dataset import load_samples
 from ...errors import InputError, OutputError, R1VError
 from ...read.checkpoint import Checkpoint, open_checkpoint
+from ...read.imatrix_file import Imatrix, load_imatrix
 from ...validate.reference_file import save_reference
 from ...validate.report import Thresholds
-from ...write.atomic import check_writable, describe_os_error
+from ...write.atomic import atomic_file, check_writable, describe_os_error, make_parents
 from ...write.gguf.plan import plan_export
 from ...write.sizes import kv_cache_bytes
-from ..awq import AWQRunOptions, quantize_model
+from ..awq import quantize_model
 from ..gguf import export_gguf
+from ..imatrix import ImatrixOptions, compute_imatrix
 from ..reference import ReferenceOptions, compute_reference
 from ..validate import ValidateOptions, validate_artifact
 from . import eval_data, model_card
 from .manifest import (MANIFEST, describe_files, load_manifest, rounded, sha256_file, validation_record, write_manifest)
-from .plan import SCHEMA, Artifact, ReleaseOptions, ReleasePlan, check_space, make_plan
+from .plan import SCHEMA, Artifact, ReleaseOptions, ReleasePlan, awq_run_options, check_space, make_plan
 from .state import State
 
 REFERENCE = "reference.r1vref"
@@ -107,14 +109,14 @@ class _Run:
         """The manifest's fields shared by every artifact (and its cards)."""
         cfg, st, key = self.ckpt.config, self.state.steps, self.plan.key
         data: dict[str, Any] = {"eval": {k: v for k, v in st["eval-data"].items() if k != "files"}}
-        if self.opt.awq:
+        if self.plan.calib_path is not None:  # AWQ's calibration, and the importance matrix's
             data["calibration"] = {"file": self.plan.calib_path.name, "sha256": key["calib_data"]}
         ref = st["reference"]
         return {
             "tool": key["tool"], "name": self.plan.name, "options": self.opt.recorded(), "data": data,
             "source": {"name": self.ckpt.dir.resolve().name, "fingerprint": key["source"],
                        "architecture": cfg.architecture, "model_type": cfg.model_type, "ps_version": cfg.ps_version,
-                       "kv_cache_bytes_per_token": kv_cache_bytes(self.ckpt, 1)},
+                       "kv_cache_bytes_per_token": kv_cache_bytes(cfg, 1)},
             "reference": {"file": REFERENCE, "top_k": ref["top_k"], **ref["counts"]},
         }
 
@@ -127,7 +129,8 @@ class _Run:
         else:
             b, v = st[f"gguf-{a.type}-build"], st[f"gguf-{a.type}-validate"]
             llm, mm = f"{a.dir}/{a.llm_file}", f"{a.dir}/{a.mmproj_file}"
-            files = sorted([*b["files"], *st["gguf-mmproj"]["files"], f"{a.dir}/{CARD}"])
+            files = sorted([*b["files"], *st["gguf-mmproj"]["files"], *st.get("gguf-imatrix", {}).get("files", {}),
+                            f"{a.dir}/{CARD}"])
             e = {"kind": "gguf", "dir": a.dir, "type": a.type, "llm": llm, "mmproj": mm,
                  "files": files, "weights": [llm, mm], "build": b["build"]}
         e["validation"] = v
@@ -150,6 +153,7 @@ class _Run:
             "awq-build": self.awq_build, "awq-validate": self.awq_validate,
             "awq-publish": lambda: self.publish(self.plan.awq_dir, "awq"),
             "gguf-mmproj": self.gguf_mmproj, "gguf-publish": lambda: self.publish(self.plan.gguf_dir, "gguf"),
+            "gguf-imatrix": self.gguf_imatrix,
         }
         for t in self.opt.gguf:
             h[f"gguf-{t}-build"] = lambda t=t: self.gguf_build(t)
@@ -175,18 +179,17 @@ class _Run:
     def awq_build(self) -> dict[str, Any]:
         o, d = self.opt, self.plan.awq_dir
         target = self.plan.staging / d
-        run_opt = AWQRunOptions(samples=o.awq_samples, seq_len=o.awq_seq_len, max_tiles=o.awq_max_tiles,
-                                group_size=o.group_size, device=o.device, dtype=o.dtype, propagate=o.propagate,
-                                data=str(o.calib_data) if o.calib_data else None)
-        n = self.ckpt.config.llm.num_layers
+        run_opt = awq_run_options(o)
+        cfg = self.ckpt.config
+        n = cfg.llm.num_layers + (0 if o.awq_vision_fp16 else cfg.vision.num_layers)
 
         def events(kind: str, info: dict) -> None:
             if kind == "layer_done":
-                self.emit("note", f"awq: layer {info['layer'] + 1}/{n} done")
+                self.emit("note", f"awq: {info['stack']}.layer.{info['layer']} done")
             elif kind == "resume":
-                self.emit("note", f"awq: resumed at layer {info['layer']}/{n}")
+                self.emit("note", f"awq: resumed after {info['unit']} ({info['layer']}/{n} layers done)")
             elif kind == "step":
-                self.emit("status", f"awq: layer {info['layer']}/{n}: {info['step']}")
+                self.emit("status", f"awq: {info['unit']}: {info['step']}")
             elif kind == "assemble":
                 self.emit("status", "awq: writing shards")
 
@@ -195,8 +198,8 @@ class _Run:
         files = describe_files(target, d)
         return {"files": files, "weights": sorted(f for f in files if f.endswith(".safetensors")),
                 "build": rounded({"layers": s["layers"], "calibration": s["calibration"],
-                                          "fp16_warnings": s["fp16_warnings"],
-                                          "max_abs_activation": s["max_abs_activation"]})}
+                                  "fp16_warnings": s["fp16_warnings"], "max_abs_activation": s["max_abs_activation"],
+                                  "quantization_config": s["quantization_config"]})}
 
     def validate(self, artifact: Path, mmproj: Path | None = None) -> dict[str, Any]:
         o = self.opt
@@ -215,15 +218,40 @@ class _Run:
     def awq_validate(self) -> dict[str, Any]:
         return self.validate(self.plan.staging / self.plan.awq_dir)
 
+    def imatrix_path(self) -> Path:
+        return self.plan.staging / self.plan.gguf_dir / self.plan.imatrix_file
+
+    def imatrix(self) -> Imatrix | None:
+        return load_imatrix(self.imatrix_path()) if self.opt.uses_imatrix else None
+
+    def gguf_imatrix(self) -> dict[str, Any]:
+        """The importance matrix the GGUF files are quantized with, shipped beside them: measured on the
+        calibration set (``auto``) or the given file, copied."""
+        o, path = self.opt, self.imatrix_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if o.imatrix == "auto":
+            opt = ImatrixOptions(data=self.plan.calib_path, samples=o.awq_samples, seq_len=o.awq_seq_len,
+                                 max_tiles=o.awq_max_tiles, device=o.device, dtype=o.dtype)
+            compute_imatrix(self.ckpt, path, opt, overwrite=True,
+                            progress=lambda m: self.emit("status", f"imatrix: {m}"))
+        else:
+            with atomic_file(path, overwrite=True) as tmp:
+                shutil.copyfile(o.imatrix, tmp)
+        m = load_imatrix(path)
+        rel = f"{self.plan.gguf_dir}/{path.name}"
+        return {"files": {rel: {"bytes": path.stat().st_size, "sha256": sha256_file(path)}},
+                "build": {"source": o.imatrix if o.imatrix in ("auto", "none") else Path(o.imatrix).name,
+                          "entries": len(m.sums), "chunks": m.chunk_count, "datasets": m.datasets}}
+
     def gguf_mmproj(self) -> dict[str, Any]:
         t = self.opt.gguf[0]
         plan = plan_export(self.ckpt, self.plan.staging / self.plan.gguf_dir, t, self.opt.mmproj_type, self.plan.name,
-                           mmproj=True, llm=False)
+                           mmproj=True, llm=False, has_imatrix=self.opt.uses_imatrix)
         return self._gguf(plan, "mmproj")
 
     def gguf_build(self, t: str) -> dict[str, Any]:
         plan = plan_export(self.ckpt, self.plan.staging / self.plan.gguf_dir, t, self.opt.mmproj_type, self.plan.name,
-                           mmproj=False, llm=True)
+                           mmproj=False, llm=True, has_imatrix=self.opt.uses_imatrix)
         return self._gguf(plan, "llm")
 
     def _gguf(self, plan: Any, kind: str) -> dict[str, Any]:
@@ -237,7 +265,7 @@ class _Run:
         fp.path.parent.mkdir(parents=True, exist_ok=True)
         export_gguf(self.ckpt, fp.path.parent, overwrite=True, progress=progress,
                     roll_position_embd=self.opt.roll_pos_embd, device=self.opt.device, threads=self.opt.threads or 1,
-                    plan=plan)
+                    plan=plan, imatrix=self.imatrix())
         # the file and what the exporter writes beside it (``<stem>.r1v.json``: provenance for validate)
         stem = fp.path.name.removesuffix(".gguf") + "."
         written = sorted(p for p in fp.path.parent.iterdir() if p.is_file() and p.name.startswith(stem))
@@ -312,6 +340,7 @@ def _open_state(plan: ReleasePlan, resume: bool, force: bool) -> tuple[State | N
 def _start_fresh(plan: ReleasePlan) -> None:
     """Create dist/ (or say why not) and remove what --force replaces."""
     check_writable(plan.out / MANIFEST, overwrite=True)
+    make_parents(plan.out / MANIFEST)  # dist/ holds the resumable state from here on
     for p in [*plan.published_paths(), plan.state_dir]:
         _remove(p)
 

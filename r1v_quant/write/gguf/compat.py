@@ -46,10 +46,4 @@ def mmproj_problems(cfg: ModelConfig, allow_v1: bool) -> list[str]:
         problems.append(
             f"force_image_size {cfg.image_size} differs from vision_config.image_size {v.image_size}; llama.cpp "
             "runs the tower at its own image_size without interpolating positions (use --no-mmproj)")
-    if cfg.select_layer != -1:
-        problems.append(f"select_layer is {cfg.select_layer}; llama.cpp's InternVL graph always takes the last "
-                        "layer's output (use --no-mmproj)")
-    act = cfg.raw["vision_config"].get("hidden_act", "gelu")
-    if act not in ("gelu", "silu"):
-        problems.append(f"vision hidden_act '{act}' is not one llama.cpp's clip graph offers (gelu, silu)")
-    return problems
+    return problems  # select_layer and the activation: refused for every command (read/config.py)

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gguf import (GGML_QUANT_VERSION, GGUFType, GGUFWriter, RopeScalingType, VisionProjectorType)
+from gguf import (GGML_QUANT_VERSION, GGUFType, GGUFWriter, VisionProjectorType)
 from gguf.utility import size_label as gguf_size_label
 
-from ...engine.image import IMAGENET_MEAN, IMAGENET_STD
-from ...errors import InputError
 from ...formats.gguf_mix import FILE_TYPES, QUANTIZE
 from ...read.config import ModelConfig
 from ...read.files import read_json_object
+from ...read.imatrix_file import Imatrix
 from .vocab import Vocab
 
 # generation_config.json key(s) -> GGUFWriter method, in the order the converter writes them
@@ -36,15 +35,6 @@ SAMPLING_KEYS: list[tuple[tuple[str, ...], str]] = [
     (("mirostat_tau",), "add_sampling_mirostat_tau"),
     (("mirostat_eta",), "add_sampling_mirostat_eta"),
 ]
-# rope_parameters / rope_scaling keys of a YaRN config -> GGUFWriter method
-YARN_KEYS: list[tuple[tuple[str, ...], str]] = [
-    (("extrapolation_factor",), "add_rope_scaling_yarn_ext_factor"),
-    (("attention_factor", "attn_factor"), "add_rope_scaling_yarn_attn_factor"),
-    (("beta_fast",), "add_rope_scaling_yarn_beta_fast"),
-    (("beta_slow",), "add_rope_scaling_yarn_beta_slow"),
-]
-
-
 def _first(d: dict, keys: tuple[str, ...]) -> object:
     return next((d[k] for k in keys if d.get(k) is not None), None)
 
@@ -70,23 +60,7 @@ def add_llm_hparams(w: GGUFWriter, cfg: ModelConfig) -> None:
     w.add_feed_forward_length(c.intermediate_size)
     w.add_head_count(c.num_heads)
     w.add_head_count_kv(c.num_kv_heads)
-    rope = raw.get("rope_parameters") or raw.get("rope_scaling") or {}
-    rope_type = rope.get("rope_type", rope.get("type")) if isinstance(rope, dict) else None
-    if rope_type not in (None, "default"):
-        factor = rope.get("factor")
-        if rope_type == "linear" and factor is not None:
-            w.add_rope_scaling_type(RopeScalingType.LINEAR)
-            w.add_rope_scaling_factor(factor)
-        elif rope_type == "yarn" and factor is not None:
-            w.add_rope_scaling_type(RopeScalingType.YARN)
-            w.add_rope_scaling_factor(factor)
-            w.add_rope_scaling_orig_ctx_len(rope["original_max_position_embeddings"])
-            for keys, method in YARN_KEYS:
-                value = _first(rope, keys)
-                if value is not None:
-                    getattr(w, method)(value)
-        else:
-            raise InputError(f"{cfg.path}: rope scaling '{rope_type}' is not supported for GGUF export")
+    # scaled RoPE (linear, YaRN) is refused for every command (read/config.py): the engine has none
     w.add_rope_freq_base(c.rope_theta)
     w.add_layer_norm_rms_eps(c.rms_norm_eps)
     if "head_dim" in raw:
@@ -114,15 +88,11 @@ def add_mmproj_hparams(w: GGUFWriter, cfg: ModelConfig, model_dir: Path, mmproj_
     w.add_vision_feed_forward_length(v.intermediate_size)
     w.add_vision_block_count(v.num_layers)
     w.add_vision_head_count(v.num_heads)
-    pre = read_json_object(model_dir / "preprocessor_config.json")
-    w.add_vision_image_mean(list(pre.get("image_mean", IMAGENET_MEAN)))
-    w.add_vision_image_std(list(pre.get("image_std", IMAGENET_STD)))
+    w.add_vision_image_mean(list(cfg.image_mean))  # preprocessor_config.json's, as the converter writes them
+    w.add_vision_image_std(list(cfg.image_std))
     w.add_clip_projector_type(VisionProjectorType.INTERNVL)
     w.add_vision_attention_layernorm_eps(v.layer_norm_eps)
-    if raw["vision_config"].get("hidden_act", "gelu") == "silu":
-        w.add_vision_use_silu(True)
-    else:
-        w.add_vision_use_gelu(True)
+    w.add_vision_use_gelu(True)  # the only vision activation a checkpoint can have here (read/config.py)
     w.add_vision_projector_scale_factor(int(1.0 / cfg.downsample_ratio))
     for key, method in (("min_dynamic_patch", "add_vision_preproc_min_tiles"),
                         ("max_dynamic_patch", "add_vision_preproc_max_tiles")):
@@ -132,8 +102,9 @@ def add_mmproj_hparams(w: GGUFWriter, cfg: ModelConfig, model_dir: Path, mmproj_
 
 
 def add_file_keys(w: GGUFWriter, kind: str, type_name: str, cfg: ModelConfig, model_dir: Path, name: str,
-                  params: int, vocab: Vocab | None) -> None:
-    """Every key of one file, in llama.cpp's order.  ``vocab``: the language model's (None for the mmproj)."""
+                  params: int, vocab: Vocab | None, imatrix: Imatrix | None = None) -> None:
+    """Every key of one file, in llama.cpp's order.  ``vocab``: the language model's (None for the mmproj);
+    ``imatrix``: the importance matrix its tensors were weighed with."""
     ft = FILE_TYPES[type_name]
     if kind == "llm":
         assert vocab is not None
@@ -147,7 +118,20 @@ def add_file_keys(w: GGUFWriter, kind: str, type_name: str, cfg: ModelConfig, mo
         if by_quantize:  # llama-quantize re-sets these two last, which moves them to the end
             w.add_quantization_version(GGML_QUANT_VERSION)
             w.add_file_type(ft.llama_ftype)
+            if imatrix is not None:  # then the keys it records of the matrix (as kv overrides, in this order)
+                add_imatrix_keys(w, imatrix)
     else:
         add_general(w, model_dir, GGUFType.MMPROJ, name, params)
         add_mmproj_hparams(w, cfg, model_dir, type_name)
         w.add_quantization_version(GGML_QUANT_VERSION)
+
+
+def add_imatrix_keys(w: GGUFWriter, imatrix: Imatrix) -> None:
+    """``quantize.imatrix.*`` as ``llama-quantize --imatrix FILE`` writes them (the file by its name only:
+    a path would make the bytes depend on where the file lay)."""
+    w.add_string("quantize.imatrix.file", imatrix.path.name[:127])
+    if imatrix.datasets:
+        w.add_string("quantize.imatrix.dataset", imatrix.datasets[0][:127])
+    w.add_uint32("quantize.imatrix.entries_count", len(imatrix.sums))
+    if imatrix.chunk_count > 0:
+        w.add_uint32("quantize.imatrix.chunks_count", imatrix.chunk_count)

@@ -117,10 +117,12 @@ def _ignored(name: str) -> bool:
     return name.endswith(IGNORED_SUFFIXES)
 
 
-def plan_llm(ckpt: Checkpoint, file_type: str, path: Path) -> FilePlan:
+def plan_llm(ckpt: Checkpoint, file_type: str, path: Path, has_imatrix: bool = False) -> FilePlan:
+    """The language-model file; some mixes depend on whether an importance matrix is given."""
     if file_type not in FILE_TYPES:
         raise InputError(f"unknown --type '{file_type}' (choose from {', '.join(FILE_TYPES)})")
     n_layers = ckpt.config.llm.num_layers
+    n_gqa = ckpt.config.llm.num_heads // ckpt.config.llm.num_kv_heads
     tied = "language_model.lm_head.weight" not in ckpt.tensor_names
     plan = FilePlan(LLM, file_type, path)
     for src in converter_order(ckpt):
@@ -131,8 +133,9 @@ def plan_llm(ckpt: Checkpoint, file_type: str, path: Path) -> FilePlan:
             raise InputError(f"{ckpt.dir}: tensor '{src}' has no place in llama.cpp's qwen2 graph")
         shape = tuple(ckpt.info(src).shape)
         (name,) = mapped.names
-        qtype = llm_tensor_type(file_type, name, shape, mapped.layer, n_layers, tied_embeddings=tied)
-        wanted = llm_tensor_type(file_type, name, shape, mapped.layer, n_layers, tied_embeddings=tied, fit=False)
+        kw = {"tied_embeddings": tied, "n_gqa": n_gqa, "has_imatrix": has_imatrix}
+        qtype = llm_tensor_type(file_type, name, shape, mapped.layer, n_layers, **kw)
+        wanted = llm_tensor_type(file_type, name, shape, mapped.layer, n_layers, fit=False, **kw)
         plan.tensors.append(PlannedTensor(name, src, 0, 1, shape, qtype, mapped.layer, wanted))
     if FILE_TYPES[file_type].tool == gguf_mix.QUANTIZE:
         plan.tensors.sort(key=lambda t: gguf_mix.tensor_order(t.gguf_name))
@@ -172,7 +175,8 @@ def output_names(name: str, file_type: str, mmproj_type: str) -> tuple[str, str]
 
 
 def plan_export(ckpt: Checkpoint, out_dir: str | Path, file_type: str = "q4_k_m", mmproj_type: str = "f16",
-                name: str | None = None, mmproj: bool = True, allow_v1: bool = False, llm: bool = True) -> ExportPlan:
+                name: str | None = None, mmproj: bool = True, allow_v1: bool = False, llm: bool = True,
+                has_imatrix: bool = False) -> ExportPlan:
     """Everything about the outputs that metadata decides: names, tensors, types, sizes.
     Raises :class:`InputError` for a type name, a tensor or a config llama.cpp cannot take."""
     file_type, mmproj_type = file_type.lower(), mmproj_type.lower()
@@ -181,7 +185,7 @@ def plan_export(ckpt: Checkpoint, out_dir: str | Path, file_type: str = "q4_k_m"
     out = Path(out_dir)
     if not (llm or mmproj):
         raise InputError("nothing to write: both the language model and the mmproj are switched off")
-    llm_plan = plan_llm(ckpt, file_type, out / llm_file) if llm else None
+    llm_plan = plan_llm(ckpt, file_type, out / llm_file, has_imatrix) if llm else None
     mm = None
     if mmproj:
         problems = mmproj_problems(ckpt.config, allow_v1)

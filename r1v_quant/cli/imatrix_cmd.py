@@ -1,0 +1,52 @@
+"""``r1v-quant imatrix``: an importance matrix for llama.cpp's quantizer, measured on images and text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..pipelines.imatrix import ImatrixOptions, compute_imatrix
+from ..write.atomic import check_writable
+from .console import MODEL_HELP, REVISION_HELP, ComputeDType, err, open_model, print_json
+
+HELP = """\
+Measure an importance matrix: for every matrix llama.cpp quantizes, the per-input-column sum of squared \
+activations and the token count, over the calibration set with its images through the vision tower and \
+the projector into the language model (llama.cpp's own llama-imatrix sees text only). Covers the language \
+model (blk.N.*, output.weight), the vision tower (v.blk.N.*) and the projector (mm.*), named as in the \
+.gguf files, in llama.cpp's GGUF imatrix format: `r1v-quant gguf --imatrix FILE` and `llama-quantize \
+--imatrix FILE` read it.
+"""
+
+
+def imatrix(
+    model: str = typer.Argument(None, help=MODEL_HELP, show_default=False),
+    out: Path = typer.Option(..., "--out", "-o", help="The importance matrix to write (.gguf)."),
+    data: Path = typer.Option(None, "--data", help="Calibration JSONL of {images, messages}; default: the shipped set."),
+    samples: int = typer.Option(128, "--samples", min=1, help="Calibration samples taken from the data."),
+    seq_len: int = typer.Option(2048, "--seq-len", min=16, help="Tokens kept per sample (image slots included)."),
+    max_tiles: int = typer.Option(4, "--max-tiles", min=1, help="Tiles per calibration image."),
+    text_only: bool = typer.Option(False, "--text-only", help="Only the samples without images (what "
+                                                              "llama-imatrix measures), for comparison."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
+    dtype: ComputeDType = typer.Option("float32", "--dtype", help="Compute dtype."),
+    revision: str = typer.Option(None, "--revision", help=REVISION_HELP),
+    force: bool = typer.Option(False, "--force", help="Replace OUT if it exists."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+) -> None:
+    ckpt, _ = open_model(model, revision)
+    check_writable(out, force)
+    opt = ImatrixOptions(data=data, samples=samples, seq_len=seq_len, max_tiles=max_tiles, text_only=text_only,
+                         device=device, dtype=dtype.value)
+    with err.status("measuring") as status:
+        summary = compute_imatrix(ckpt, out, opt, overwrite=force, progress=lambda m: status.update(f"imatrix: {m}"))
+    if as_json:
+        print_json(summary)
+    else:
+        err.print(f"wrote {out}: {summary['entries']} tensors ({summary['vision_entries']} of the vision tower and "
+                  f"projector), {summary['samples']} samples ({summary['image_samples']} with images), "
+                  f"{summary['tokens']} tokens")
+
+
+imatrix.__doc__ = HELP

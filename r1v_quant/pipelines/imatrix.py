@@ -1,0 +1,73 @@
+"""``imatrix``: an importance matrix from the calibration set, images included, in llama.cpp's format.
+
+The calibration samples are prepared as for ``awq`` (images tiled, each sample cut to ``seq_len``
+tokens) and run through the engine unit by unit with every linear's input summed as it goes by
+(:class:`~r1v_quant.calibrate.imatrix.ImatrixCollector`): the vision tower and ``mlp1`` over the image
+tiles, the language model over all tokens, and the LM head's input (the final norm) at the end.
+``text_only`` keeps the samples without images and skips the vision tower: what ``llama-imatrix``
+can measure, for comparison.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..calibrate.dataset import data_hash, default_data_path, load_samples
+from ..calibrate.imatrix import LM_HEAD, ImatrixCollector
+from ..calibrate.prompts import prepare_samples
+from ..engine import Engine, EngineOptions
+from ..engine.ops import rms_norm
+from ..engine.runner import COMPUTE_DTYPES
+from ..errors import InputError
+from ..read.checkpoint import Checkpoint
+from ..read.layout import LLM
+from ..write.imatrix_file import write_imatrix
+
+
+@dataclass
+class ImatrixOptions:
+    data: Path | None = None  # default: the shipped calibration set
+    samples: int = 128
+    seq_len: int = 2048
+    max_tiles: int = 4
+    text_only: bool = False
+    device: str = "cpu"
+    dtype: str = "float32"
+
+
+Progress = Callable[[str], None]
+
+
+def compute_imatrix(ckpt: Checkpoint, out: Path, opt: ImatrixOptions, overwrite: bool = False,
+                    progress: Progress | None = None) -> dict[str, Any]:
+    say = progress or (lambda msg: None)
+    data = Path(opt.data) if opt.data else default_data_path("calib")
+    samples = load_samples(data)
+    if opt.text_only:
+        samples = [s for s in samples if not s.images]
+    samples = samples[: opt.samples]
+    if not samples:
+        raise InputError(f"{data}: no {'text-only ' if opt.text_only else ''}samples to measure with")
+    say(f"preparing {len(samples)} samples")
+    prepared = prepare_samples(ckpt, samples, opt.max_tiles)
+    collector = ImatrixCollector()
+    engine = Engine(ckpt, EngineOptions(device=opt.device, dtype=COMPUTE_DTYPES[opt.dtype]),
+                    progress=lambda unit: say(f"unit {unit}"), on_linear_input=collector.hook)
+    with torch.no_grad():
+        hidden = engine.walk(LLM, engine.embed(prepared, max_tokens=opt.seq_len))
+        head = engine.load("llm.head")
+        norm = head["language_model.model.norm.weight"]
+        for x in hidden:  # what output.weight multiplies, without computing the logits
+            collector.hook(LM_HEAD, rms_norm(x, norm, ckpt.config.llm.rms_norm_eps))
+    entries = collector.entries()
+    tokens = sum(int(x.shape[1]) for x in hidden)
+    name = f"{data.name} ({'text only' if opt.text_only else 'images and text'}, sha256 {data_hash(data)[:12]})"
+    write_imatrix(out, entries, [name], chunk_count=len(prepared), chunk_size=opt.seq_len, overwrite=overwrite)
+    return {"out": str(out), "entries": len(entries), "samples": len(prepared), "tokens": tokens,
+            "image_samples": sum(p.has_image for p in prepared), "dataset": name,
+            "vision_entries": sum(n.startswith(("v.", "mm.")) for n in entries)}
