@@ -77,9 +77,10 @@ NOT_IN_KEY = ("device", "offload")
 
 
 def _key(ckpt: Checkpoint, opt: AWQRunOptions, data: Path) -> dict[str, Any]:
-    """What must match for ``--resume`` to continue a run rather than restart it."""
-    return {"tool": __version__, "model": fingerprint(ckpt), "data": data_hash(data),
-            "options": {k: v for k, v in asdict(opt).items() if k not in NOT_IN_KEY}}
+    """What must match for ``--resume`` to continue a run rather than restart it (as the state file
+    holds it: through JSON, so a tuple option compares as the list it is read back as)."""
+    return json.loads(json.dumps({"tool": __version__, "model": fingerprint(ckpt), "data": data_hash(data),
+                                  "options": {k: v for k, v in asdict(opt).items() if k not in NOT_IN_KEY}}))
 
 
 def fp16_warnings(report: dict[str, Any]) -> list[str]:
