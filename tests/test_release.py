@@ -101,9 +101,11 @@ def test_model_cards_describe_each_folder(release_a) -> None:
     m = json.loads((out / "manifest.json").read_text())
     awq = (out / "tiny-AWQ" / "README.md").read_text()
     gguf = (out / "tiny-GGUF" / "README.md").read_text()
-    for needle in ("vllm serve ./tiny-AWQ --quantization awq", "lmdeploy serve api_server ./tiny-AWQ",
+    # the default AWQ folder has a 4-bit vision tower: vLLM loads it; LMDeploy needs --awq-vision-fp16
+    for needle in ("vllm serve ./tiny-AWQ --quantization awq", "--awq-vision-fp16",
                    m["data"]["calibration"]["sha256"], "## Memory", "## Validation"):
         assert needle in awq, needle
+    assert "lmdeploy serve api_server ./tiny-AWQ" not in awq
     for needle in ("llama-mtmd-cli -m tiny-GGUF/tiny-Q8_0.gguf --mmproj tiny-GGUF/mmproj-tiny-Q8_0.gguf",
                    "llama-server -m tiny-GGUF/tiny-Q4_K_M.gguf --mmproj tiny-GGUF/mmproj-tiny-Q8_0.gguf",
                    "ollama create", "## Memory", m["files"]["tiny-GGUF/tiny-Q8_0.gguf"]["sha256"]):
