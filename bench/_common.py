@@ -20,3 +20,22 @@ def eval_subset(out: Path, images: int, texts: int) -> Path:
     from r1v_quant.calibrate.dataset import write_eval_subset
 
     return write_eval_subset(out, images, texts)
+
+
+def tiny_with_reference(work: Path, images: int, texts: int) -> tuple[Path, Path, Path]:
+    """(tiny checkpoint, eval subset, its BF16 reference) in ``work``, each made once and reused."""
+    from r1v_quant.calibrate.dataset import load_samples
+    from r1v_quant.demo import PRESETS, build_demo_checkpoint
+    from r1v_quant.pipelines.reference import ReferenceOptions, compute_reference
+    from r1v_quant.read import open_checkpoint
+    from r1v_quant.validate.reference_file import save_reference
+
+    model = work / "tiny"
+    if not (model / "config.json").is_file():
+        build_demo_checkpoint(model, PRESETS["tiny"], overwrite=True)
+    data = eval_subset(work / "eval.jsonl", images, texts)
+    ref = work / "tiny.r1vref"
+    if not ref.is_file():
+        save_reference(ref, compute_reference(open_checkpoint(model), load_samples(data), data,
+                                              ReferenceOptions(max_tiles=2)), overwrite=True)
+    return model, data, ref

@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import eval_subset  # noqa: E402
+from _common import tiny_with_reference  # noqa: E402
 
 TYPES = ("q4_k_m", "iq4_xs", "q3_k_m")
 MATRICES = ("none", "text-only", "multimodal")
@@ -39,28 +39,17 @@ def main() -> None:
     ap.add_argument("--eval", type=int, nargs=2, default=[8, 8], metavar=("IMAGES", "TEXTS"))
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
-    from r1v_quant.calibrate.dataset import load_samples
-    from r1v_quant.demo import PRESETS, build_demo_checkpoint
     from r1v_quant.pipelines.gguf import export_gguf
     from r1v_quant.pipelines.imatrix import ImatrixOptions, compute_imatrix
-    from r1v_quant.pipelines.reference import ReferenceOptions, compute_reference
     from r1v_quant.pipelines.validate import ValidateOptions, validate_artifact
     from r1v_quant.read import open_checkpoint
     from r1v_quant.read.imatrix_file import load_imatrix
-    from r1v_quant.validate.reference_file import save_reference
     from r1v_quant.validate.report import Thresholds
 
     work = a.work_dir or Path(tempfile.mkdtemp(prefix="r1v-bench-imatrix-"))
     work.mkdir(parents=True, exist_ok=True)
-    model = work / "tiny"
-    if not (model / "config.json").is_file():
-        build_demo_checkpoint(model, PRESETS["tiny"], overwrite=True)
+    model, data, ref = tiny_with_reference(work, *a.eval)
     ckpt = open_checkpoint(model)
-    data = eval_subset(work / "eval.jsonl", *a.eval)
-    ref = work / "tiny.r1vref"
-    if not ref.is_file():
-        save_reference(ref, compute_reference(ckpt, load_samples(data), data, ReferenceOptions(max_tiles=2)),
-                       overwrite=True)
     loose = Thresholds(max_kl=1e9, min_top1=0.0, max_ppl_ratio=1e9)  # figures, not a gate
     samples, seq_len = (int(x) for x in a.calib.split("x"))
 
