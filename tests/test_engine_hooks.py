@@ -44,7 +44,7 @@ def test_layer_walk_hooks_see_every_layer_of_both_stacks(tiny_rms_ckpt: Path, tm
 
     def after(call: LayerCall, outputs: list[torch.Tensor]) -> None:
         assert [o.shape for o in outputs] == [x.shape for x in call.inputs]
-        last[call.stack] = outputs
+        last[call.stack] = list(outputs)  # a copy: the projector consumes the tower's output list
 
     hooks = LayerHooks(before, after)
     with torch.no_grad():

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from r1v_quant.calibrate.dataset import load_samples, write_eval_subset
 from r1v_quant.cli.app import main
+from r1v_quant.engine.linear import Linears
 from r1v_quant.pipelines.awq import AWQRunOptions, quantize_model
 from r1v_quant.pipelines.gguf import export_gguf
 from r1v_quant.pipelines.reference import ReferenceOptions, compute_reference
@@ -287,13 +289,30 @@ def gguf_f16(tiny_ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export_llm_and_mmproj(tiny_ckpt, tmp_path_factory.mktemp("gguf16"), "f16")
 
 
+def round_like_llama_cpp_q8_0(linears: Linears, name: str, x: torch.Tensor) -> torch.Tensor:
+    """``Linears.__call__`` with the LLM's activations rounded as llama.cpp's CPU Q8_0 matmul does:
+    blocks of 32, scale amax / 127 stored in FP16, levels round(x / scale)."""
+    if linears.hook is not None:
+        linears.hook(name, x)
+    if name.startswith("language_model."):
+        blocks = x.float().reshape(*x.shape[:-1], -1, 32)
+        d = blocks.abs().amax(-1, keepdim=True) / 127
+        levels = torch.where(d > 0, torch.round(blocks / torch.where(d > 0, d, 1)), 0)
+        x = (levels * d.half().float()).reshape(x.shape).to(x.dtype)
+    return F.linear(x, linears.t[name + ".weight"], linears.t.get(name + ".bias"))
+
+
 @pytest.mark.slow
-def test_engine_and_llama_cpp_runtimes_agree(gguf_f16: Path, gguf_q8: Path, ref_path: Path, eval_data: Path) -> None:
+def test_engine_and_llama_cpp_runtimes_agree(gguf_f16: Path, gguf_q8: Path, ref_path: Path, eval_data: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Same GGUF pair, both runtimes.  F16 (the tiny BF16 weights are exact in F16, so the engine
     measures KL 0): llama.cpp within 0.005 of the engine's mean KL and 0.01 of its top-1 (measured
-    1e-4 / 5e-4 and 0.998 / 0.996).  Q8_0: llama.cpp also rounds the activations to 8 bits in its
-    Q8_0 matmuls, which on this peaked random model nearly doubles the text KL (measured 0.80 engine
-    vs 1.40 llama.cpp); top-1 within 0.05 and KL within 2.5x are asserted there."""
+    1e-4 / 5e-4 and 0.998 / 0.996).
+
+    Q8_0: llama.cpp also rounds the activations to 8 bits in its Q8_0 matmuls, which on this peaked
+    random model multiplies the KL (measured engine 0.097 image / 0.80 text, llama.cpp 0.355 / 1.40).
+    With that rounding modelled in the engine's matmuls the two agree (measured 0.326 / 1.38), so the
+    gap is the activations and nothing else: KL within 25% and top-1 within 0.03 are asserted."""
     loose = Thresholds(max_kl=1e9, min_top1=0, max_ppl_ratio=1e9)
 
     def run(path: Path, runtime: str) -> dict:
@@ -306,10 +325,13 @@ def test_engine_and_llama_cpp_runtimes_agree(gguf_f16: Path, gguf_q8: Path, ref_
         assert abs(engine[group]["kl_mean"]) < 1e-4 and engine[group]["top1"] == 1.0
         assert abs(llama[group]["kl_mean"] - engine[group]["kl_mean"]) < 0.005, group
         assert abs(llama[group]["top1"] - engine[group]["top1"]) < 0.01, group
-    engine, llama = run(gguf_q8, "engine"), run(gguf_q8, "llama.cpp")
+    plain, llama = run(gguf_q8, "engine"), run(gguf_q8, "llama.cpp")
+    monkeypatch.setattr(Linears, "__call__", round_like_llama_cpp_q8_0)
+    rounded = run(gguf_q8, "engine")
     for group in ("image", "text"):
-        assert abs(llama[group]["top1"] - engine[group]["top1"]) < 0.05, group
-        assert engine[group]["kl_mean"] / 2.5 < llama[group]["kl_mean"] < 2.5 * engine[group]["kl_mean"], group
+        assert plain[group]["kl_mean"] < rounded[group]["kl_mean"], group  # the rounding is what adds error
+        assert abs(llama[group]["top1"] - rounded[group]["top1"]) < 0.03, group
+        assert abs(llama[group]["kl_mean"] / rounded[group]["kl_mean"] - 1) < 0.25, group
 
 
 def test_llama_cpp_runtime_runs_gguf_only(awq_dir: Path, ref_path: Path, eval_data: Path,
