@@ -5,7 +5,7 @@
 #     the BF16 reference beside the CPU artifact's (bfloat16 on the GPU, float32 on the CPU: the two
 #     must agree within noise);
 #   * reference: the CUDA reference validated against the CPU one (KL ~ 0);
-#   * gguf: Q4_K_M + F16 mmproj encoded on the GPU, byte-identical to the CPU files, with GB/s.
+#   * gguf: Q4_K_M + the default mmproj encoded on the GPU, byte-identical to the CPU files, with GB/s.
 # Sized to finish in under 8 minutes on one H100/H200 (16 CPU cores).  On a machine without a GPU,
 # DEVICE=cpu runs every step on the CPU against itself, which checks the script (use a small MODEL).
 #
@@ -22,7 +22,7 @@ mkdir -p "$WORK"
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 r1v() { "$PY" -m r1v_quant "$@"; }
-t() { local s=$SECONDS; "$@"; echo "    ($((SECONDS - s)) s)"; }
+t() { local s=$SECONDS; "$@"; echo "    ($((SECONDS - s)) s)" >&2; }  # stderr: stdout may be a --json file
 
 echo "== r1v-quant GPU check: device $DEVICE, model $MODEL, $THREADS CPU threads"
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
@@ -50,7 +50,7 @@ t v "$MODEL" "$WORK/ref-cpu.r1vref" "$WORK/val-ref.json"               # the GPU
 t v "$WORK/awq-$DEVICE" "$WORK/ref-cpu.r1vref" "$WORK/val-awq-$DEVICE.json"
 t v "$WORK/awq-cpu" "$WORK/ref-cpu.r1vref" "$WORK/val-awq-cpu.json"
 
-echo "== gguf q4_k_m + f16 mmproj on $DEVICE and on cpu"
+echo "== gguf q4_k_m + the default mmproj on $DEVICE and on cpu"
 t r1v gguf "$MODEL" --type q4_k_m --out "$WORK/gguf-$DEVICE" --device "$DEVICE" --threads "$THREADS" --force --json \
   > "$WORK/gguf-$DEVICE.json"
 t r1v gguf "$MODEL" --type q4_k_m --out "$WORK/gguf-cpu" --device cpu --threads "$THREADS" --force --json \
@@ -66,8 +66,9 @@ for d in (dev, "cpu"):
     a = j(f"awq-{d}.json")
     peaks = a["measured_peaks"]["layer"]
     gpu = peaks["device_bytes"]
-    print(f"awq {d:5s}: {a['options']['dtype']}, {a['calibration']['tokens']} tokens, seconds per decoder layer "
-          f"{a['seconds_per_layer']}, peak host {peaks['host_bytes'] / 1e9:.2f} GB"
+    per_layer = "  ".join(f"{stack} {sum(s) / len(s):.1f}" for stack, s in a["seconds_per_layer"].items() if s)
+    print(f"awq {d:5s}: {a['options']['dtype']}, {a['calibration']['tokens']} tokens, mean seconds per layer "
+          f"{per_layer}, peak host {peaks['host_bytes'] / 1e9:.2f} GB"
           + (f", peak GPU {gpu / 1e9:.2f} GB (plan {a['plan']['peak_device_bytes'] / 1e9:.2f})" if gpu else ""))
 for name in ("val-ref.json", f"val-awq-{dev}.json", "val-awq-cpu.json"):
     r = j(name)

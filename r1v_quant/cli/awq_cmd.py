@@ -15,7 +15,8 @@ from ..pipelines.awq_plan import human
 from ..errors import InputError, Interrupted
 from ..write.awq_export import WorkDir
 from ..write.atomic import check_writable
-from .console import MODEL_HELP, REVISION_HELP, count_progress, err, open_model, print_json
+from .console import (MODEL_HELP, REVISION_HELP, count_progress, err, open_model, print_json,
+                      CalibData, CalibMaxTiles, CalibSamples, CalibSeqLen)
 
 
 class Propagate(str, Enum):
@@ -63,10 +64,10 @@ def parse_layers(text: str) -> tuple[int, ...]:
 def awq(
     model: str = typer.Argument(None, help=MODEL_HELP, show_default=False),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (vLLM / LMDeploy quantization='awq')."),
-    data: Path = typer.Option(None, "--data", help="Calibration JSONL of {images, messages}; default: the shipped set."),
-    samples: int = typer.Option(128, "--samples", min=1, help="Calibration samples taken from the data."),
-    seq_len: int = typer.Option(2048, "--seq-len", min=16, help="Tokens kept per sample (image slots included)."),
-    max_tiles: int = typer.Option(4, "--max-tiles", min=1, help="Tiles per calibration image."),
+    data: CalibData = None,
+    samples: CalibSamples = 128,
+    seq_len: CalibSeqLen = 2048,
+    max_tiles: CalibMaxTiles = 4,
     group_size: int = typer.Option(128, "--group-size", min=32, help="Input channels per quantization group."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
     dtype: AwqDType = typer.Option("auto", "--dtype",

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import sys
 from enum import Enum
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
 
 from rich.console import Console
 from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
@@ -46,6 +49,13 @@ def count_progress(enabled: bool) -> Progress:
 MODEL_HELP = ("Checkpoint: a local folder, or a Hugging Face repo id (from the cache; downloaded when online). "
               f"Default: {DEFAULT_MODEL}.")
 REVISION_HELP = "Branch, tag or commit of a repo id."
+
+# the calibration set, as `awq` and `imatrix` both take it (one definition, so the two cannot drift)
+CalibData = Annotated[Path | None, typer.Option(
+    "--data", help="Calibration JSONL of {images, messages}; default: the shipped set.")]
+CalibSamples = Annotated[int, typer.Option("--samples", min=1, help="Calibration samples taken from the data.")]
+CalibSeqLen = Annotated[int, typer.Option("--seq-len", min=16, help="Tokens kept per sample (image slots included).")]
+CalibMaxTiles = Annotated[int, typer.Option("--max-tiles", min=1, help="Tiles per calibration image.")]
 
 
 def open_model(model: str | None, revision: str | None) -> tuple[Checkpoint, ModelRef]:

@@ -8,7 +8,8 @@ import typer
 
 from ..pipelines.imatrix import ImatrixOptions, compute_imatrix
 from ..write.atomic import check_writable
-from .console import MODEL_HELP, REVISION_HELP, ComputeDType, err, open_model, print_json
+from .console import (MODEL_HELP, REVISION_HELP, ComputeDType, err, open_model, print_json,
+                      CalibData, CalibMaxTiles, CalibSamples, CalibSeqLen)
 
 HELP = """\
 Measure an importance matrix: for every matrix llama.cpp quantizes, the per-input-column sum of squared \
@@ -23,10 +24,10 @@ model (blk.N.*, output.weight), the vision tower (v.blk.N.*) and the projector (
 def imatrix(
     model: str = typer.Argument(None, help=MODEL_HELP, show_default=False),
     out: Path = typer.Option(..., "--out", "-o", help="The importance matrix to write (.gguf)."),
-    data: Path = typer.Option(None, "--data", help="Calibration JSONL of {images, messages}; default: the shipped set."),
-    samples: int = typer.Option(128, "--samples", min=1, help="Calibration samples taken from the data."),
-    seq_len: int = typer.Option(2048, "--seq-len", min=16, help="Tokens kept per sample (image slots included)."),
-    max_tiles: int = typer.Option(4, "--max-tiles", min=1, help="Tiles per calibration image."),
+    data: CalibData = None,
+    samples: CalibSamples = 128,
+    seq_len: CalibSeqLen = 2048,
+    max_tiles: CalibMaxTiles = 4,
     text_only: bool = typer.Option(False, "--text-only", help="Only the samples without images (what "
                                                               "llama-imatrix measures), for comparison."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),

@@ -1,0 +1,117 @@
+"""``r1v-quant imatrix`` and ``r1v-quant gguf --imatrix FILE|auto|none`` as users type them.
+
+The bytes these give are proven against llama.cpp in test_gguf_export (the importance-weighted
+encoders, ``llama_model_quantize`` given the same matrix); here: the commands, their options, what
+they write and what they refuse."""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import pytest
+from gguf import GGUFReader
+
+from r1v_quant.cli.app import main
+from r1v_quant.read.imatrix_file import load_imatrix
+
+CALIB = ["--samples", "4", "--seq-len", "128", "--max-tiles", "1"]
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    capsys.readouterr()
+    rc = main(args)
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def matrices(tiny_ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, dict]]:
+    """The multimodal and the text-only matrix of the tiny checkpoint, with each command's --json."""
+    folder = tmp_path_factory.mktemp("imatrix-cli")
+    made = {}
+    for kind, extra in (("multimodal", []), ("text", ["--text-only"])):
+        path = folder / f"{kind}.imatrix.gguf"
+        buf = io.StringIO()
+        with redirect_stdout(buf):  # the --json summary
+            rc = main(["imatrix", str(tiny_ckpt), "--out", str(path), *CALIB, *extra, "--json"])
+        assert rc == 0
+        made[kind] = (path, json.loads(buf.getvalue()))
+    return made
+
+
+def test_the_multimodal_matrix_covers_the_llm_the_tower_and_the_projector(matrices) -> None:
+    path, summary = matrices["multimodal"]
+    m = load_imatrix(path)
+    assert summary["image_samples"] > 0 and summary["samples"] == 4 and summary["tokens"] > 0
+    assert summary["entries"] == len(m.sums) and summary["vision_entries"] > 0
+    names = set(m.sums)
+    for expected in ("blk.0.attn_q.weight", "blk.2.ffn_down.weight", "output.weight",
+                     "v.blk.0.attn_q.weight", "v.blk.3.ffn_down.weight", "mm.model.mlp.3.weight"):
+        assert expected in names, expected
+    assert all(m.counts[n] > 0 and (m.sums[n] >= 0).all() for n in names)
+    assert "images and text" in m.datasets[0]
+
+
+def test_text_only_sees_no_image(matrices) -> None:
+    path, summary = matrices["text"]
+    m = load_imatrix(path)
+    assert summary["image_samples"] == 0 and summary["vision_entries"] == 0
+    assert not any(n.startswith(("v.", "mm.")) for n in m.sums) and "blk.0.attn_q.weight" in m.sums
+    assert "text only" in m.datasets[0]
+    # the same LLM matrices as the multimodal run, measured on other tokens
+    multimodal = load_imatrix(matrices["multimodal"][0])
+    assert (m.sums["blk.0.attn_q.weight"] != multimodal.sums["blk.0.attn_q.weight"]).any()
+
+
+def test_gguf_imatrix_file_changes_the_rounding_and_is_recorded(matrices, tiny_ckpt: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path, _ = matrices["multimodal"]
+    files = {}
+    for how in ("none", str(path)):
+        out = tmp_path / ("plain" if how == "none" else "weighted")
+        rc, stdout, err = run(["gguf", str(tiny_ckpt), "--type", "q4_k_m", "--out", str(out), "--imatrix", how,
+                               "--no-mmproj", "--json"], capsys)
+        assert rc == 0, err
+        summary = json.loads(stdout)
+        assert summary["imatrix"] == (None if how == "none" else str(path))
+        files[how] = Path(summary["files"][0]["path"])
+    weighted = GGUFReader(files[str(path)])
+    plain = GGUFReader(files["none"])
+    assert "quantize.imatrix.file" in weighted.fields and "quantize.imatrix.file" not in plain.fields
+    q = "blk.0.attn_q.weight"
+    tensor = {r: next(t for t in g.tensors if t.name == q) for r, g in (("w", weighted), ("p", plain))}
+    assert tensor["w"].tensor_type == tensor["p"].tensor_type
+    assert bytes(tensor["w"].data) != bytes(tensor["p"].data)  # the importance moved the rounding
+
+
+def test_gguf_imatrix_auto_measures_first_and_writes_it_beside(tiny_ckpt: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "auto"
+    rc, stdout, err = run(["gguf", str(tiny_ckpt), "--type", "iq4_xs", "--out", str(out), "--imatrix", "auto",
+                           "--imatrix-samples", "2", "--name", "Tiny", "--json"], capsys)
+    assert rc == 0, err
+    summary = json.loads(stdout)
+    matrix = out / "Tiny.imatrix.gguf"
+    assert summary["imatrix"] == str(matrix) and load_imatrix(matrix).sums
+    written = {p.name for p in out.iterdir()}
+    assert {"Tiny-IQ4_XS.gguf", "Tiny.imatrix.gguf", "mmproj-Tiny-Q8_0.gguf"} <= written, written
+    assert not [n for n in written if ".tmp" in n or n.startswith(".")], written
+
+
+@pytest.mark.parametrize("bad,problem", [("missing.gguf", "importance matrix not found"),
+                                         ("not-a-matrix", "not 'imatrix'")])
+def test_a_bad_imatrix_is_one_line_and_writes_nothing(bad: str, problem: str, tiny_ckpt: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    if bad == "not-a-matrix":  # a GGUF file, but a model, not a matrix
+        rc, stdout, _ = run(["gguf", str(tiny_ckpt), "--type", "q8_0", "--out", str(tmp_path / "m"), "--no-mmproj",
+                             "--json"], capsys)
+        assert rc == 0
+        bad = json.loads(stdout)["files"][0]["path"]
+    out = tmp_path / "out"
+    rc, _, err = run(["gguf", str(tiny_ckpt), "--type", "q4_k_m", "--out", str(out), "--imatrix",
+                      str(tmp_path / bad)], capsys)
+    assert rc == 2 and problem in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists() or not any(out.iterdir())
