@@ -150,6 +150,7 @@ def test_awq_beats_round_to_nearest(awq_out: Path, tiny_ckpt: Path) -> None:
     assert e_awq < 0.8 * e_rtn, (e_awq, e_rtn)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_at,left", [("llm.layer.2", 1), ("vision.layer.2", 2 + 3)])
 def test_interrupted_run_resumes_to_identical_bytes(stop_at: str, left: int, awq_out: Path, tiny_ckpt: Path,
                                                     tmp_path: Path) -> None:

@@ -61,6 +61,7 @@ def mha_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 OPTS = AWQRunOptions(samples=3, seq_len=256, max_tiles=1)
 
 
+@pytest.mark.slow
 def test_v_proj_to_o_proj_group_runs_without_gqa(mha_ckpt: Path, tiny_ckpt: Path, tmp_path: Path) -> None:
     s = quantize_model(open_checkpoint(mha_ckpt), tmp_path / "mha", OPTS)
     (report,) = [r for r in s["per_layer"] if r["stack"] == LLM]
@@ -92,6 +93,7 @@ def test_loss_vs_rtn_is_against_plain_round_to_nearest(mha_ckpt: Path) -> None:
     assert all(0 < v <= 1.0 for v in lq.report.loss_vs_rtn.values()), lq.report.loss_vs_rtn
 
 
+@pytest.mark.slow
 def test_chunk_size_bounds_memory_not_the_result(mha_ckpt: Path, tmp_path: Path) -> None:
     big = quantize_model(open_checkpoint(mha_ckpt), tmp_path / "big", dataclasses.replace(OPTS, chunk_tokens=100_000))
     small = quantize_model(open_checkpoint(mha_ckpt), tmp_path / "small", dataclasses.replace(OPTS, chunk_tokens=64))
@@ -100,6 +102,7 @@ def test_chunk_size_bounds_memory_not_the_result(mha_ckpt: Path, tmp_path: Path)
         assert math.isclose(small["per_layer"][0]["loss_vs_rtn"][k], v, rel_tol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("changes", [{"propagate": "quantized"}, {"dtype": "bfloat16"}])
 def test_propagate_quantized_and_bfloat16_run(changes: dict, mha_ckpt: Path, tmp_path: Path) -> None:
     from r1v_quant.read.artifact import open_artifact

@@ -108,6 +108,7 @@ def test_model_is_optional_and_read_from_the_hub_cache(offline_cache: dict[str, 
     assert r["total"]["params"] == sum(c["params"] for c in r["components"].values())
 
 
+@pytest.mark.slow
 def test_gguf_as_typed_names_its_folder_after_the_repo(offline_cache: dict[str, str], tmp_path: Path) -> None:
     """`r1v-quant gguf --type q4_k_m`, as the design's own usage line: ./Skywork-R1V-38B-GGUF/, the mmproj
     rolled for llama.cpp (as `release` does)."""
@@ -200,6 +201,7 @@ def with_nan(src: Path, dst: Path, victim: str) -> Path:
     return dst
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["awq", "gguf", "reference"])
 def test_a_nan_weight_is_one_line_naming_it_and_leaves_no_empty_folder(command: str, tiny_ckpt: Path,
                                                                         tmp_path: Path) -> None:

@@ -343,6 +343,7 @@ def test_mtmd_image_embeddings_and_the_position_order_quirk(tiny_ckpt: Path, our
 # --------------------------------------------------------------------------- (d) behaviour
 
 
+@pytest.mark.slow
 def test_export_is_deterministic(tiny_ckpt: Path, tmp_path: Path) -> None:
     ckpt = open_checkpoint(tiny_ckpt)
     a = export_gguf(ckpt, tmp_path / "a", "f16", "q8_0")
@@ -417,6 +418,7 @@ def test_existing_output_needs_overwrite(tiny_ckpt: Path, tmp_path: Path) -> Non
     assert plan.mmproj.path.read_bytes() == b"keep me" and not plan.llm.path.exists()
 
 
+@pytest.mark.slow
 def test_cli_help_and_json_summary(tiny_ckpt: Path, tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner

@@ -66,6 +66,7 @@ def test_text_only_sees_no_image(matrices) -> None:
     assert (m.sums["blk.0.attn_q.weight"] != multimodal.sums["blk.0.attn_q.weight"]).any()
 
 
+@pytest.mark.slow
 def test_gguf_imatrix_file_changes_the_rounding_and_is_recorded(matrices, tiny_ckpt: Path, tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     path, _ = matrices["multimodal"]
@@ -87,6 +88,7 @@ def test_gguf_imatrix_file_changes_the_rounding_and_is_recorded(matrices, tiny_c
     assert bytes(tensor["w"].data) != bytes(tensor["p"].data)  # the importance moved the rounding
 
 
+@pytest.mark.slow
 def test_gguf_imatrix_auto_measures_first_and_writes_it_beside(tiny_ckpt: Path, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "auto"

@@ -22,6 +22,7 @@ def run_json(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_version_and_help() -> None:
     proc = subprocess.run([sys.executable, "-m", "r1v_quant", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip() == f"r1v-quant {__version__}"

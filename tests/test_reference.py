@@ -83,6 +83,7 @@ def test_size_per_position_is_documented(reference: Path) -> None:
     assert payload < reference.stat().st_size < payload + 64 * 1024
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("noise", [0.005, 0.05, 0.3])
 def test_kl_from_the_reference_is_within_one_percent_of_exact(reference: Path, tiny_ckpt: Path, small_eval: Path,
                                                               ref_full: torch.Tensor, noise: float) -> None:
@@ -112,6 +113,7 @@ def test_kl_from_the_reference_is_within_one_percent_of_exact(reference: Path, t
     assert torch.allclose(t["pos.tail_mass"].double(), tail_mass, rtol=1e-5, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_cli_reference_json_and_determinism(tiny_ckpt: Path, small_eval: Path, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     args = ["reference", str(tiny_ckpt), "--data", str(small_eval), "--max-tiles", "1", "--top-k", "8", "--json"]

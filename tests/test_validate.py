@@ -143,6 +143,7 @@ def test_damaged_awq_artifacts_fail_a_gate_the_healthy_one_passes(awq_dir: Path,
         assert worst > 1.5 * kl, name
 
 
+@pytest.mark.slow
 def test_gate_exit_codes_and_the_table(gguf_q8: Path, ref_path: Path, eval_data: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     args = ["validate", str(gguf_q8), "-r", str(ref_path), "--data", str(eval_data)]
@@ -158,6 +159,7 @@ def test_gate_exit_codes_and_the_table(gguf_q8: Path, ref_path: Path, eval_data:
     assert {c["metric"] for c in report["checks"] if not c["ok"]} == {"kl_mean"}
 
 
+@pytest.mark.slow
 def test_gguf_figures_are_close_to_the_source(gguf_q8: Path, ref_path: Path, eval_data: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     """Q8_0 of the language model and an F16 mmproj: near the reference, and the side file's
@@ -198,6 +200,7 @@ def test_unusable_artifacts_exit_2_with_one_line(awq_dir: Path, ref_path: Path, 
         assert len(err.strip().splitlines()) == 1, err
 
 
+@pytest.mark.slow
 def test_reference_from_another_model_is_refused(tiny_rms_ckpt: Path, gguf_q8: Path, ref_path: Path,
                                                  eval_data: Path, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
@@ -215,6 +218,7 @@ def test_reference_from_another_model_is_refused(tiny_rms_ckpt: Path, gguf_q8: P
     assert rc == 2 and "the artifact was made from 000000000000" in err
 
 
+@pytest.mark.slow
 def test_wrong_data_and_missing_mmproj_exit_2(gguf_q8: Path, ref_path: Path, eval_data: Path, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     rc, _, err = run_cli(["validate", str(gguf_q8), "-r", str(ref_path)], capsys)  # shipped set: not this reference's
