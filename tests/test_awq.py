@@ -80,6 +80,7 @@ def test_output_has_the_autoawq_gemm_layout(awq_out: Path, tiny_ckpt: Path) -> N
         assert torch.equal(t[n], ckpt.read_tensor(n).to(torch.float16))
 
 
+@pytest.mark.slow
 def test_vision_fp16_variant_keeps_the_tower_and_names_it(tiny_ckpt: Path, tmp_path: Path) -> None:
     """--vision-fp16: the tower as in the source, listed as not converted; some layers only: just those."""
     out = tmp_path / "fp16-vision"
@@ -187,6 +188,7 @@ def test_resume_refuses_other_options(tiny_ckpt: Path, tmp_path: Path, capsys: p
     assert code == 2 and "another model, data or options" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_float16_overflow_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model = build_demo_checkpoint(tmp_path / "hot", PRESETS["tiny"].with_overrides(llm_layers=1), outlier_scale=60)
     code = main(["awq", str(model), "--out", str(tmp_path / "out"), "--samples", "2", "--max-tiles", "1",

@@ -63,6 +63,7 @@ def _preformatted(doc: str) -> list[str]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize("columns", [None, "80"], ids=["pipe", "80-columns"])
 def test_help_renders_without_broken_lines(command: str, columns: str | None) -> None:
@@ -148,6 +149,7 @@ REFUSED = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("part,key,value", REFUSED, ids=[k for _, k, _ in REFUSED])
 @pytest.mark.parametrize("command", ["inspect", "reference", "awq", "gguf"])
 def test_what_the_engine_does_not_implement_is_refused_by_every_command(part, key, value, command: str,

@@ -71,6 +71,7 @@ def test_tokenizer_files_are_the_listed_ones_and_bos_comes_first(bos: str | None
     assert tok.convert_tokens_to_ids("<IMG_CONTEXT>") == (151649 if bos else 151648)
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_other_seed_other_weights(tmp_path: Path) -> None:
     preset = PRESETS["tiny"].with_overrides(llm_layers=1)
     a = digest(build_demo_checkpoint(tmp_path / "a", preset, seed=3))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from PIL import Image
 
@@ -91,6 +92,7 @@ def test_before_hook_runs_a_layer_with_other_weights_and_sees_its_linear_inputs(
     assert inputs[p + "mlp.down_proj"][0][-1] == 640 and inputs[p + "self_attn.q_proj"][0][-1] == 256
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_tracks_float32(tiny_ckpt: Path, tmp_path: Path) -> None:
     ckpt = open_checkpoint(tiny_ckpt)
     prepared = prepared_pair(ckpt, tmp_path)

@@ -104,7 +104,7 @@ def test_gguf_imatrix_auto_measures_first_and_writes_it_beside(tiny_ckpt: Path, 
 
 
 @pytest.mark.parametrize("bad,problem", [("missing.gguf", "importance matrix not found"),
-                                         ("not-a-matrix", "not 'imatrix'")])
+                                         pytest.param("not-a-matrix", "not 'imatrix'", marks=pytest.mark.slow)])
 def test_a_bad_imatrix_is_one_line_and_writes_nothing(bad: str, problem: str, tiny_ckpt: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     if bad == "not-a-matrix":  # a GGUF file, but a model, not a matrix
