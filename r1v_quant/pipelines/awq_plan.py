@@ -24,6 +24,7 @@ from ..engine.runner import EngineOptions
 from ..errors import InputError
 from ..quantize.awq import CLIP_BATCH_ELEMENTS, FAKE_QUANT_ELEMENTS, SCHEMES, AWQOptions
 from ..read.config import ModelConfig
+from ..read.finite import CHECK_ELEMENTS, CHECK_PEAK_BYTES
 from ..read.layout import LLM, VISION
 from ..write.awq_export import BLOCK_BYTES
 
@@ -150,6 +151,7 @@ class AWQRunPlan:
                 self._state("vision states, in and out (all tiles)", 2 * tokens * v.hidden_size * b),
                 self._place("vision layer weights", shape.params * b),
                 Term("its largest tensor as read", host=max(n * kk for n, kk in shape.linears.values()) * sb),
+                self._finiteness_check(max(n * kk for n, kk in shape.linears.values())),
                 self._place("one chunk of tiles through the layer", chunk * shape.temporaries * b)])]
         return (forward if walk_vision else []) + [
             Step("embed: projector", [
@@ -158,6 +160,7 @@ class AWQRunPlan:
                             min(k.tiles, VISION_CHUNK_TILES) * self.cfg.tokens_per_tile * 8 * v.hidden_size * b)]),
             Step("embed: tokens", [
                 image_tokens, self._place("embedding table as read", c.vocab_size * c.hidden_size * sb),
+                self._finiteness_check(c.vocab_size * c.hidden_size),
                 self._state("first layer's inputs", k.tokens * c.hidden_size * b)]),
         ]
 
@@ -177,7 +180,8 @@ class AWQRunPlan:
         fake = max(self._fake_quant_bytes(n, k) for n, k in shape.linears.values())
         return [
             Step(f"{label}: read", [states_in, weights,
-                                    Term("one tensor as read", host=max(lins.values()) * self.source_bytes)]),
+                                    Term("one tensor as read", host=max(lins.values()) * self.source_bytes),
+                                    self._finiteness_check(max(lins.values()))]),
             Step(f"{label}: scale search", [
                 states_in, weights, sub, sample,
                 self._place("one chunk's activations", chunk * shape.captured * b),
@@ -207,6 +211,11 @@ class AWQRunPlan:
             # org_out and one candidate's products (computed in place), the subsample's inputs
             worst = max(worst, 4 * (2 * rows * t * groups + t * k) + self._fake_quant_bytes(rows, k))
         return worst
+
+    @staticmethod
+    def _finiteness_check(elements: int) -> Term:
+        """Every tensor read is checked for NaN/Inf on the host, ``CHECK_ELEMENTS`` at a time."""
+        return Term("its finiteness check", host=CHECK_PEAK_BYTES * min(elements, CHECK_ELEMENTS) // CHECK_ELEMENTS)
 
     @staticmethod
     def _fake_quant_bytes(rows: int, k: int) -> int:
