@@ -12,19 +12,13 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 from gguf import GGUFReader
 
 from r1v_quant.cli.app import main
 from r1v_quant.read.imatrix_file import load_imatrix
 
 CALIB = ["--samples", "4", "--seq-len", "128", "--max-tiles", "1"]
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main(args)
-    captured = capsys.readouterr()
-    return rc, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +67,7 @@ def test_gguf_imatrix_file_changes_the_rounding_and_is_recorded(matrices, tiny_c
     files = {}
     for how in ("none", str(path)):
         out = tmp_path / ("plain" if how == "none" else "weighted")
-        rc, stdout, err = run(["gguf", str(tiny_ckpt), "--type", "q4_k_m", "--out", str(out), "--imatrix", how,
+        rc, stdout, err = run_cli(["gguf", str(tiny_ckpt), "--type", "q4_k_m", "--out", str(out), "--imatrix", how,
                                "--no-mmproj", "--json"], capsys)
         assert rc == 0, err
         summary = json.loads(stdout)
@@ -92,7 +86,7 @@ def test_gguf_imatrix_file_changes_the_rounding_and_is_recorded(matrices, tiny_c
 def test_gguf_imatrix_auto_measures_first_and_writes_it_beside(tiny_ckpt: Path, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "auto"
-    rc, stdout, err = run(["gguf", str(tiny_ckpt), "--type", "iq4_xs", "--out", str(out), "--imatrix", "auto",
+    rc, stdout, err = run_cli(["gguf", str(tiny_ckpt), "--type", "iq4_xs", "--out", str(out), "--imatrix", "auto",
                            "--imatrix-samples", "2", "--name", "Tiny", "--json"], capsys)
     assert rc == 0, err
     summary = json.loads(stdout)
@@ -108,12 +102,12 @@ def test_gguf_imatrix_auto_measures_first_and_writes_it_beside(tiny_ckpt: Path, 
 def test_a_bad_imatrix_is_one_line_and_writes_nothing(bad: str, problem: str, tiny_ckpt: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     if bad == "not-a-matrix":  # a GGUF file, but a model, not a matrix
-        rc, stdout, _ = run(["gguf", str(tiny_ckpt), "--type", "q8_0", "--out", str(tmp_path / "m"), "--no-mmproj",
+        rc, stdout, _ = run_cli(["gguf", str(tiny_ckpt), "--type", "q8_0", "--out", str(tmp_path / "m"), "--no-mmproj",
                              "--json"], capsys)
         assert rc == 0
         bad = json.loads(stdout)["files"][0]["path"]
     out = tmp_path / "out"
-    rc, _, err = run(["gguf", str(tiny_ckpt), "--type", "q4_k_m", "--out", str(out), "--imatrix",
+    rc, _, err = run_cli(["gguf", str(tiny_ckpt), "--type", "q4_k_m", "--out", str(out), "--imatrix",
                       str(tmp_path / bad)], capsys)
     assert rc == 2 and problem in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists() or not any(out.iterdir())

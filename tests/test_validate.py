@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
+from cli_runner import run_cli
 from safetensors.torch import load_file, save_file
 
 from r1v_quant.calibrate.dataset import load_samples, write_eval_subset
-from r1v_quant.cli.app import main
 from r1v_quant.engine.linear import Linears
 from r1v_quant.pipelines.awq import AWQRunOptions, quantize_model
 from r1v_quant.pipelines.gguf import export_gguf
@@ -62,13 +61,6 @@ def export_llm_and_mmproj(tiny_ckpt: Path, folder: Path, file_type: str) -> Path
 @pytest.fixture(scope="module")
 def gguf_q8(tiny_ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export_llm_and_mmproj(tiny_ckpt, tmp_path_factory.mktemp("gguf"), "q8_0")
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    capsys.readouterr()
-    rc = main(args)
-    captured = capsys.readouterr()
-    return rc, captured.out, captured.err
 
 
 def validate_json(artifact: Path, ref: Path, data: Path, capsys: pytest.CaptureFixture[str], *extra: str
@@ -293,17 +285,17 @@ def gguf_f16(tiny_ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export_llm_and_mmproj(tiny_ckpt, tmp_path_factory.mktemp("gguf16"), "f16")
 
 
-def round_like_llama_cpp_q8_0(linears: Linears, name: str, x: torch.Tensor) -> torch.Tensor:
-    """``Linears.__call__`` with the LLM's activations rounded as llama.cpp's CPU Q8_0 matmul does:
-    blocks of 32, scale amax / 127 stored in FP16, levels round(x / scale)."""
-    if linears.hook is not None:
-        linears.hook(name, x)
-    if name.startswith("language_model."):
-        blocks = x.float().reshape(*x.shape[:-1], -1, 32)
-        d = blocks.abs().amax(-1, keepdim=True) / 127
-        levels = torch.where(d > 0, torch.round(blocks / torch.where(d > 0, d, 1)), 0)
-        x = (levels * d.half().float()).reshape(x.shape).to(x.dtype)
-    return F.linear(x, linears.t[name + ".weight"], linears.t.get(name + ".bias"))
+def rounding_like_llama_cpp_q8_0(call):
+    """``Linears.__call__`` (``call``) given the LLM's activations rounded as llama.cpp's CPU Q8_0
+    matmul rounds them: blocks of 32, scale amax / 127 stored in FP16, levels round(x / scale)."""
+    def rounded(linears: Linears, name: str, x: torch.Tensor) -> torch.Tensor:
+        if name.startswith("language_model."):
+            blocks = x.float().reshape(*x.shape[:-1], -1, 32)
+            d = blocks.abs().amax(-1, keepdim=True) / 127
+            levels = torch.where(d > 0, torch.round(blocks / torch.where(d > 0, d, 1)), 0)
+            x = (levels * d.half().float()).reshape(x.shape).to(x.dtype)
+        return call(linears, name, x)
+    return rounded
 
 
 @pytest.mark.slow
@@ -330,7 +322,7 @@ def test_engine_and_llama_cpp_runtimes_agree(gguf_f16: Path, gguf_q8: Path, ref_
         assert abs(llama[group]["kl_mean"] - engine[group]["kl_mean"]) < 0.005, group
         assert abs(llama[group]["top1"] - engine[group]["top1"]) < 0.01, group
     plain, llama = run(gguf_q8, "engine"), run(gguf_q8, "llama.cpp")
-    monkeypatch.setattr(Linears, "__call__", round_like_llama_cpp_q8_0)
+    monkeypatch.setattr(Linears, "__call__", rounding_like_llama_cpp_q8_0(Linears.__call__))
     rounded = run(gguf_q8, "engine")
     for group in ("image", "text"):
         assert plain[group]["kl_mean"] < rounded[group]["kl_mean"], group  # the rounding is what adds error
