@@ -1,6 +1,6 @@
 """Benchmark, side by side in one run: r1v-quant ``gguf`` vs llama.cpp's own pipeline, safetensors -> Q4_K_M.
 
-Run:  python bench/bench_gguf.py [--work-dir DIR] [--threads 2] [--type q4_k_m] [--depth 2 4] [--keep]
+Run:  python bench/bench_gguf.py [--work-dir DIR] [--threads 2] [--type q4_k_m] [--imatrix] [--depth 2 4] [--keep]
       python bench/bench_gguf.py --depth-only --depth 4 [--work-dir DIR2]   (the depth check alone)
 
 On a ``slice`` demo checkpoint (the real 38B widths, real vocabulary; default 4 vision + 2 LLM
@@ -13,6 +13,10 @@ layers), both make the language model in ``--type`` and the vision projector (mm
   mixes encode the BF16 values exactly, so that is the input on which the bytes must agree),
   ``llama_model_quantize`` (same thread count) turns it into ``--type``, and the converter with
   ``--mmproj --outtype f16`` writes the mmproj.
+
+``--imatrix``: both quantize with the same seeded, synthetic importance matrix (every LLM matrix but
+token_embd; our ``export_gguf(imatrix=...)``, and ``llama_model_quantize`` given what ``llama-quantize
+--imatrix`` gives it), so the importance-weighted searches are what is timed.
 
 The converter has no thread option (numpy, one thread).  On a busy 2-core machine torch with 2
 threads can be many times slower than with 1 (its parallel regions wait for a descheduled thread),
@@ -85,28 +89,58 @@ def child_convert(script: str, argv: list[str]) -> dict:
     return {}
 
 
-def child_quantize(src: str, dst: str, ftype: int, nthread: int) -> dict:
+def child_quantize(src: str, dst: str, ftype: int, nthread: int, imatrix: str = "") -> dict:
+    """``llama_model_quantize``; with ``imatrix``, given what ``llama-quantize --imatrix FILE`` gives it: the
+    per-tensor weights (sum / count) and the four ``quantize.imatrix.*`` keys it adds."""
     import ctypes
 
     import llama_cpp
+    import numpy as np
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype
     params.nthread = nthread
+    keep: list[object] = []  # buffers the C structs point into, alive until the call returns
+    if imatrix:
+        from r1v_quant.read.imatrix_file import load_imatrix
+
+        im = load_imatrix(Path(imatrix))
+        entries = (llama_cpp.llama_model_imatrix_data * (len(im.sums) + 1))()
+        for e, name in zip(entries, im.sums):
+            buf = np.ascontiguousarray(im.importance(name), dtype=np.float32)
+            keep += [buf, name.encode()]
+            e.name, e.size, e.data = keep[-1], len(buf), buf.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        entries[len(im.sums)].name = None
+        params.imatrix = ctypes.cast(entries, type(params.imatrix))
+        kv = [("quantize.imatrix.file", Path(imatrix).name), ("quantize.imatrix.dataset", im.datasets[0]),
+              ("quantize.imatrix.entries_count", len(im.sums)), ("quantize.imatrix.chunks_count", im.chunk_count)]
+        kvs = (llama_cpp.llama_model_kv_override * (len(kv) + 1))()
+        for o, (key, value) in zip(kvs, kv):
+            o.key = key.encode()
+            if isinstance(value, str):
+                o.tag, o.value.val_str = llama_cpp.LLAMA_KV_OVERRIDE_TYPE_STR, value.encode()[:127]
+            else:
+                o.tag, o.value.val_i64 = llama_cpp.LLAMA_KV_OVERRIDE_TYPE_INT, value
+        kvs[len(kv)].key = b""
+        params.kv_overrides = ctypes.cast(kvs, type(params.kv_overrides))
+        keep += [entries, kvs]
     rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
     if rc != 0:
         raise RuntimeError(f"llama_model_quantize returned {rc}")
     return {}
 
 
-def child_export(model: str, out: str, file_type: str, mmproj_type: str, name: str, threads: int) -> dict:
+def child_export(model: str, out: str, file_type: str, mmproj_type: str, name: str, threads: int,
+                 imatrix: str = "") -> dict:
     from r1v_quant.pipelines.gguf import export_gguf
     from r1v_quant.read import open_checkpoint
+    from r1v_quant.read.imatrix_file import load_imatrix
 
     ckpt = open_checkpoint(model)
     largest = max(ckpt.info(n).nbytes for n in ckpt.tensor_names)
     before = peak_rss_mb()
-    llm, mmproj = export_gguf(ckpt, out, file_type, mmproj_type, name=name, overwrite=True, threads=threads)
+    llm, mmproj = export_gguf(ckpt, out, file_type, mmproj_type, name=name, overwrite=True, threads=threads,
+                              imatrix=load_imatrix(Path(imatrix)) if imatrix else None)
     return {"files": [str(llm), str(mmproj)], "baseline_rss_mb": before, "largest_tensor_bytes": largest}
 
 
@@ -119,9 +153,9 @@ def child_main(kind: str, result: str, args: list[str]) -> None:
     elif kind == "convert":
         r = child_convert(args[0], args[1:])
     elif kind == "quantize":
-        r = child_quantize(args[0], args[1], int(args[2]), int(args[3]))
+        r = child_quantize(args[0], args[1], int(args[2]), int(args[3]), *args[4:])
     else:
-        r = child_export(args[0], args[1], args[2], args[3], args[4], int(args[5]))
+        r = child_export(args[0], args[1], args[2], args[3], args[4], int(args[5]), *args[6:])
     r.update(peak_rss_mb=peak_rss_mb(), cpu_s=_cpu_s())
     Path(result).write_text(json.dumps(r))
 
@@ -154,6 +188,23 @@ def run_child(kind: str, work: Path, *args: str, env: dict | None = None, log: P
     r.update(wall_s=wall, load=(load0, os.getloadavg()[0]))
     print(f"{time.strftime('%H:%M:%S')} {kind} done: {wall:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB", file=sys.stderr)
     return r
+
+
+def synthetic_imatrix(model: Path, file_type: str, path: Path) -> None:
+    """A seeded importance matrix for every language-model matrix ``llama-imatrix`` records (all but
+    token_embd, which is looked up, not multiplied): the speed does not depend on its values, and both
+    pipelines read the same file."""
+    import torch
+
+    from r1v_quant.read import open_checkpoint
+    from r1v_quant.write.gguf.plan import plan_llm
+    from r1v_quant.write.imatrix_file import write_imatrix
+
+    plan = plan_llm(open_checkpoint(model), file_type, path, has_imatrix=True)
+    g = torch.Generator().manual_seed(0)
+    entries = {t.gguf_name: (torch.rand(t.shape[-1], generator=g) * 100 + 0.01, 64) for t in plan.tensors
+               if len(t.shape) == 2 and t.gguf_name != "token_embd.weight"}
+    write_imatrix(path, entries, ["synthetic (bench_gguf.py)"], chunk_count=1, chunk_size=512, overwrite=True)
 
 
 def build(model: Path, preset: str, vision_layers: int, llm_layers: int, work: Path) -> None:
@@ -232,6 +283,8 @@ def main() -> None:
     ap.add_argument("--sdist", type=Path, default=Path(os.environ.get("R1V_LLAMA_CPP_SDIST", DEFAULT_SDIST)))
     ap.add_argument("--preset", default="slice", help="demo preset whose widths to use (tiny: a quick smoke run)")
     ap.add_argument("--keep", action="store_true", help="keep checkpoints, outputs and the intermediate file")
+    ap.add_argument("--imatrix", action="store_true",
+                    help="both pipelines quantize with the same (seeded, synthetic) importance matrix")
     args = ap.parse_args()
     from r1v_quant.formats.gguf_mix import FILE_TYPES, QUANTIZE
 
@@ -266,12 +319,16 @@ def main() -> None:
 
     # llama.cpp: converter -> BF16, llama_model_quantize -> TYPE; converter --mmproj -> F16
     steps = {}
+    imatrix = ""
+    if args.imatrix:
+        imatrix = str(work / "bench.imatrix.gguf")
+        synthetic_imatrix(model, args.type, Path(imatrix))
     bf16 = inter_dir / "llm-bf16.gguf"
     ref_llm, ref_mm = ref_dir / f"llm-{args.type}.gguf", ref_dir / "mmproj-f16.gguf"
     steps["convert_hf_to_gguf.py --outtype bf16"] = converter(args.sdist, work, model, bf16, "bf16", False)
     inter_bytes = bf16.stat().st_size
     steps[f"llama_model_quantize {args.type} (nthread {args.threads})"] = run_child(
-        "quantize", work, str(bf16), str(ref_llm), str(int(ft.llama_ftype)), str(args.threads),
+        "quantize", work, str(bf16), str(ref_llm), str(int(ft.llama_ftype)), str(args.threads), imatrix,
         log=work / "llama-cpp.log")
     if not args.keep:
         bf16.unlink()
@@ -279,14 +336,15 @@ def main() -> None:
     name = gguf_name_of(ref_llm)  # the converter's guess, so that general.name agrees
 
     # ours: one process, both files
-    r = run_child("export", work, str(model), str(ours_dir), args.type, "f16", name, str(args.threads),
+    r = run_child("export", work, str(model), str(ours_dir), args.type, "f16", name, str(args.threads), imatrix,
                   log=work / "ours.log")
     ours_llm, ours_mm = (Path(p) for p in r["files"])
     cmp_llm, cmp_mm = compare(ours_llm, ref_llm), compare(ours_mm, ref_mm)
 
     ckpt_bytes = sum(p.stat().st_size for p in model.glob("*.safetensors"))
     print(f"\n{model.name}: {args.vision_layers} vision + {args.llm_layers} LLM layers at {args.preset} widths, "
-          f"{gb(ckpt_bytes)} GB BF16; --type {args.type}, mmproj F16; {args.threads} threads; "
+          f"{gb(ckpt_bytes)} GB BF16; --type {args.type}{' --imatrix (synthetic)' if args.imatrix else ''}, "
+          f"mmproj F16; {args.threads} threads; "
           f"{os.cpu_count()} CPUs, load average {load_start[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end; "
           "page cache warm")
     print("\nllama.cpp steps:")
@@ -311,12 +369,15 @@ def main() -> None:
     print("\n| pipeline | processes | wall s | CPU s | peak RSS MB | intermediate disk GB | output GB (LLM + mmproj) "
           "| LLM tensors identical | mmproj tensors identical | files identical |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    print(f"| r1v-quant `gguf --type {args.type} --threads {args.threads}` | 1 | {r['wall_s']:.1f} | {r['cpu_s']:.1f} "
+    flag = " --imatrix FILE" if args.imatrix else ""
+    print(f"| r1v-quant `gguf --type {args.type}{flag} --threads {args.threads}` | 1 | {r['wall_s']:.1f} | {r['cpu_s']:.1f} "
           f"| {r['peak_rss_mb']:.0f} | 0 | {gb(out_ours)} | {ident(cmp_llm)} | {ident(cmp_mm)} "
           f"| {'yes' if cmp_llm['same_file'] and cmp_mm['same_file'] else 'no'} |")
-    print(f"| llama.cpp: convert (BF16) + llama_model_quantize (nthread {args.threads}) + convert --mmproj (F16) "
+    print(f"| llama.cpp: convert (BF16) + llama_model_quantize (nthread {args.threads}{', imatrix' if args.imatrix else ''})"
+          " + convert --mmproj (F16) "
           f"| {len(steps)} | {ll_wall:.1f} | {ll_cpu:.1f} | {ll_rss:.0f} | {gb(inter_bytes)} | {gb(out_ref)} "
           f"| (reference) | (reference) | (reference) |")
+    print(f"\nr1v-quant / llama.cpp: {r['wall_s'] / ll_wall:.2f}x the wall time, {r['cpu_s'] / ll_cpu:.2f}x the CPU time")
 
     depth(args, work, model_dir, r, ckpt_bytes, name)
     if not args.keep:

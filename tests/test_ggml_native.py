@@ -1,0 +1,100 @@
+"""The C scale searches against the torch ones they transcribe: the same bits on edge cases and on
+random groups, for every parameter set the K-quant encoders use.  (The encoders' own tests compare
+their bytes with ggml's, and on a CPU they run the C searches.)"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from r1v_quant.quantize.ggml import native, search
+
+# (nmax, rmin, rdelta, nstep, use_mad) as Q2_K, Q4_K and Q5_K call make_qkx (plain, then weighted)
+QKX = [(3, -0.5, 0.1, 15, True), (15, -1.0, 0.1, 20, False), (31, -0.5, 0.1, 15, False),
+       (3, -0.9, 0.05, 36, False), (15, -0.9, 0.05, 36, False), (31, -0.9, 0.05, 36, False)]
+
+
+def groups(n: int, seed: int) -> torch.Tensor:
+    """Element-major [n, G] groups: random scales and signs, then the edge cases."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3000, generator=g) * torch.rand(1, 3000, generator=g).pow(4) * 10
+    x[:, 0] = 0  # all zero
+    x[:, 1] = 0.75  # constant, positive
+    x[:, 2] = -2.5  # constant, negative
+    x[:, 3] = x[:, 3].abs() + 1  # all positive: the min clamps to 0
+    x[:, 4] = -x[:, 4].abs()  # all negative
+    x[:, 5] *= 1e-30  # tiny, near GROUP_MAX_EPS
+    x[:, 6] *= 1e30  # huge: squares overflow to infinity
+    x[0, 7] = 1e6  # one outlier
+    x[:, 8] = torch.tensor([0.5, -0.5]).repeat(n // 2)  # ties in rounding
+    x[:, 9] = torch.round(x[:, 9] * 4) / 4  # exact quarter steps
+    return x
+
+
+def torch_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(native, "usable", lambda x: False)
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    a, b = a.contiguous(), b.contiguous()
+    if a.dtype == torch.float32:
+        a, b = a.view(torch.int32), b.view(torch.int32)
+    return torch.equal(a, b)
+
+
+def test_the_kernel_builds_where_there_is_a_compiler() -> None:
+    """No silent fallback on a machine that can build it (CI's can)."""
+    if not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("no C compiler here: the torch searches run instead")
+    assert native.available()
+
+
+@pytest.mark.parametrize("params", QKX, ids=lambda p: f"nmax{p[0]}-nstep{p[3]}{'-mad' if p[4] else ''}")
+@pytest.mark.parametrize("n", [16, 32])
+def test_make_qkx_native_is_the_torch_search(params: tuple, n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not native.available():
+        pytest.skip("no C compiler here")
+    nmax, rmin, rdelta, nstep, use_mad = params
+    x = groups(n, seed=n + nmax)
+    w = x.abs().mean(0, keepdim=True) + x.abs()
+    w[:, 10] = 0  # weights of zero (an importance matrix may hold them)
+    got = native.make_qkx(x, w, nmax, rmin, rdelta, nstep, use_mad)
+    torch_search(monkeypatch)
+    want = search.make_qkx(x, w, nmax, rmin, rdelta, nstep, use_mad)
+    for name, a, b in zip(("scale", "the_min", "levels"), got, want):
+        assert same_bits(a, b), name
+
+
+@pytest.mark.parametrize("nmax", [4, 32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n", [16, 32])
+def test_make_qx_native_is_the_torch_search(nmax: int, weighted: bool, n: int,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    if not native.available():
+        pytest.skip("no C compiler here")
+    x = groups(n, seed=nmax * n)
+    x[:, 11] = float("inf")  # Q3_K's second level runs on scales that may have overflowed
+    x[3, 12] = float("nan")
+    w = x.abs().nan_to_num(0, 1e30, 0) + 0.5 if weighted else None
+    got = native.make_qx(x, nmax, w)
+    torch_search(monkeypatch)
+    want = search.make_qx(x, nmax, w)
+    assert same_bits(got[0], want[0]) and same_bits(got[1], want[1])
+
+
+def test_groups_split_over_threads_give_the_same_result() -> None:
+    if not native.available():
+        pytest.skip("no C compiler here")
+    x = groups(32, seed=7).repeat(1, 4)  # 12000 groups: several threads' worth
+    w = x.abs() + 0.1
+    with_threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = native.make_qkx(x, w, 15, -1.0, 0.1, 20, False)
+        torch.set_num_threads(4)
+        four = native.make_qkx(x, w, 15, -1.0, 0.1, 20, False)
+    finally:
+        torch.set_num_threads(with_threads)
+    assert all(same_bits(a, b) for a, b in zip(one, four))
