@@ -1,7 +1,8 @@
-/* The two scale searches that dominate GGML K-quant encoding on a CPU.
+/* The two scale searches that dominate GGML K-quant encoding on a CPU, and the end of the Q4_K and
+ * Q6_K encoders.
  *
- * A C transcription of r1v_quant/quantize/ggml/search.py (make_qkx, make_qx), which is the
- * reference: the same float32 operations in the same order, so the bytes are the same.  That only
+ * A C transcription of r1v_quant/quantize/ggml/search.py (make_qkx, make_qx) and kquants.py, which are
+ * the reference: the same float32 operations in the same order, so the bytes are the same.  That only
  * holds when the compiler neither fuses a*b+c into one rounding (-ffp-contract=off) nor reorders
  * float arithmetic (no -ffast-math); native.py builds it that way and tests compare the two.
  *
@@ -159,7 +160,10 @@ void r1v_make_qx(const float *x, const float *w, int64_t n, int64_t g0, int64_t 
  * Where the scalar code branches, every lane computes both sides and keeps its own by a mask:
  * values a lane discards never reach its results.  A block's inputs are copied out first: rows of a
  * chunk lie a power of two apart, so in the same cache sets, and each trial would miss on them. */
-#define LANES 4 /* one SSE register; GCC splits wider generic vectors poorly without -mavx */
+#ifndef LANES
+#define LANES 4 /* one SSE register; native.py passes -DLANES=8 with -mavx2 where the CPU has AVX2 (GCC
+                 splits wider generic vectors poorly without it) */
+#endif
 #define BLOCKS 4 /* registers' worth of groups interleaved: a group's sums are a serial chain of adds */
 #define EACH(b) _Pragma("GCC unroll 8") for (int b = 0; b < BLOCKS; ++b)
 typedef float vf __attribute__((vector_size(LANES * sizeof(float))));
@@ -372,5 +376,107 @@ void r1v_make_qx_em(const float *x, const float *w, int64_t n, int64_t stride, i
         }
         r1v_make_qx(xg, w ? wg : NULL, n, 0, 1, nmax, scale_out + g, lg);
         for (int64_t i = 0; i < n; ++i) levels_out[i * stride + g] = lg[i];
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * The end of the Q4_K and Q6_K encoders (kquants.py's _k4_head + _requant + _q4_k_bytes, and
+ * _encode_q6_k after its search): given each sub-block's quantized scale (and min), requantize
+ * every value against the fp16-rounded scales and pack the block.  Super-blocks [b0, b1). */
+
+static inline float half_to_float(uint16_t bits) {
+    _Float16 h;
+    memcpy(&h, &bits, sizeof h);
+    return (float)h;
+}
+
+/* Q4_K: x [nb, 256]; ls, lm [nb, 8] (the stored 6-bit scale and min levels, as uint8_t holds them);
+ * d_bits, dmin_bits [nb]; levels element-major [32, G] (G = nb * 8, column 8 * b + j for sub-block j
+ * of block b), kept where a sub-block's scale is 0; out [nb, 144]. */
+void r1v_q4_k_finish(const float *x, const int32_t *ls, const int32_t *lm, const int32_t *d_bits,
+                     const int32_t *dmin_bits, const int32_t *levels, int64_t G, int64_t b0, int64_t b1,
+                     uint8_t *out) {
+    for (int64_t b = b0; b < b1; ++b) {
+        uint8_t *y = out + b * 144;
+        const int32_t *s = ls + b * 8, *m = lm + b * 8;
+        uint8_t packed[12];
+        for (int j = 0; j < 4; ++j) {
+            packed[j] = (uint8_t)((s[j] | ((s[j + 4] >> 4) << 6)) & 0xFF);
+            packed[j + 4] = (uint8_t)((m[j] | ((m[j + 4] >> 4) << 6)) & 0xFF);
+            packed[j + 8] = (uint8_t)(((s[j + 4] & 0xF) | ((m[j + 4] & 0xF) << 4)) & 0xFF);
+        }
+        uint16_t db = (uint16_t)d_bits[b], mb = (uint16_t)dmin_bits[b];
+        memcpy(y, &db, 2);
+        memcpy(y + 2, &mb, 2);
+        memcpy(y + 4, packed, 12);
+        float d = half_to_float(db), dmin = half_to_float(mb);
+        uint8_t L[256];
+        for (int j = 0; j < 8; ++j) {
+            /* the scale and min as get_scale_min_k4 reads them back from the packed bytes */
+            int sc = j < 4 ? packed[j] & 63 : (packed[j + 4] & 0xF) | ((packed[j - 4] >> 6) << 4);
+            int mn = j < 4 ? packed[j + 4] & 63 : (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
+            float sub_d = d * (float)sc, sub_m = dmin * (float)mn;
+            const float *xj = x + b * 256 + j * 32;
+            for (int i = 0; i < 32; ++i) {
+                int32_t l = levels[(int64_t)i * G + b * 8 + j];
+                if (sub_d != 0) l = clamp_level(round_mantissa((xj[i] + sub_m) / sub_d), 0, 15);
+                L[j * 32 + i] = (uint8_t)l;
+            }
+        }
+        for (int c = 0; c < 4; ++c)
+            for (int i = 0; i < 32; ++i)
+                y[16 + c * 32 + i] = (uint8_t)(L[c * 64 + i] | (L[c * 64 + 32 + i] << 4));
+    }
+}
+
+/* Q6_K: x [nb, 256]; scales [nb, 16] (make_qx's, one per 16 values); levels element-major [16, G]
+ * (G = nb * 16), 0..63, kept where a sub-block's scale is 0; out [nb, 210]. */
+void r1v_q6_k_finish(const float *x, const float *scales, const int32_t *levels, int64_t G, int64_t b0,
+                     int64_t b1, uint8_t *out) {
+    for (int64_t b = b0; b < b1; ++b) {
+        uint8_t *y = out + b * 210;
+        const float *s = scales + b * 16;
+        float amax = 0.0f, mx = 0.0f;
+        for (int j = 0; j < 16; ++j) {
+            float a = fabsf(s[j]);
+            if (a > amax) {
+                amax = a;
+                mx = s[j];
+            }
+        }
+        if (amax < GROUP_MAX_EPS) {
+            memset(y, 0, 210);
+            continue;
+        }
+        float iscale = -128.0f / mx;
+        _Float16 dh = (_Float16)(1.0f / iscale);
+        uint16_t db;
+        memcpy(&db, &dh, 2);
+        float d = (float)dh;
+        int8_t sc[16];
+        uint8_t L[256];
+        for (int j = 0; j < 16; ++j) {
+            int32_t v = round_mantissa(iscale * s[j]);
+            if (v > 127) v = 127;
+            sc[j] = (int8_t)(uint8_t)(v & 0xFF);
+            float sub_d = d * (float)sc[j];
+            const float *xj = x + b * 256 + j * 16;
+            for (int i = 0; i < 16; ++i) {
+                int32_t l = levels[(int64_t)i * G + b * 16 + j];
+                if (sub_d != 0) l = clamp_level(round_mantissa(xj[i] / sub_d), -32, 31) + 32;
+                L[j * 16 + i] = (uint8_t)l;
+            }
+        }
+        for (int h = 0; h < 2; ++h) {
+            const uint8_t *q = L + h * 128;
+            for (int i = 0; i < 32; ++i) {
+                y[h * 64 + i] = (uint8_t)((q[i] & 0xF) | ((q[64 + i] & 0xF) << 4));
+                y[h * 64 + 32 + i] = (uint8_t)((q[32 + i] & 0xF) | ((q[96 + i] & 0xF) << 4));
+                y[128 + h * 32 + i] = (uint8_t)(((q[i] >> 4) & 3) | (((q[32 + i] >> 4) & 3) << 2) |
+                                                (((q[64 + i] >> 4) & 3) << 4) | (((q[96 + i] >> 4) & 3) << 6));
+            }
+        }
+        memcpy(y + 192, sc, 16);
+        memcpy(y + 208, &db, 2);
     }
 }

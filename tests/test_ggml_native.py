@@ -98,3 +98,30 @@ def test_groups_split_over_threads_give_the_same_result() -> None:
     finally:
         torch.set_num_threads(with_threads)
     assert all(same_bits(a, b) for a, b in zip(one, four))
+
+
+@pytest.mark.parametrize("qtype", ["q4_k", "q6_k"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_block_finishers_give_the_torch_encoders_bytes(qtype: str, weighted: bool,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whole Q4_K / Q6_K blocks with the C end of the encoder against the torch one: zero blocks, a zero
+    sub-block (its scale is 0, so its searched levels are kept), tiny and huge blocks, outliers."""
+    if not native.available():
+        pytest.skip("no C compiler here")
+    from r1v_quant.quantize.ggml import kquants
+
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(700, 256, generator=g) * torch.rand(700, 1, generator=g).pow(3) * 4
+    x[0] = 0
+    x[1, :32] = 0
+    x[2] *= 1e-20
+    x[3] *= 1e25
+    x[4, 7] = 1e4
+    x[5] = x[5].abs()
+    qw = torch.rand(700, 256, generator=g) + 0.001
+    encode = getattr(kquants, f"encode_{qtype}_weighted" if weighted else f"encode_{qtype}")
+    args = (x, qw) if weighted else (x,)
+    got = encode(*args)
+    monkeypatch.setattr(native, "usable_blocks", lambda x: False)
+    want = encode(*args)
+    assert torch.equal(got.reshape(-1), want.reshape(-1))

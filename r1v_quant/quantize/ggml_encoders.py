@@ -135,7 +135,8 @@ def quantize(
     row length that is not a whole number of blocks, or an importance vector that is not
     ``n_per_row`` finite values >= 0.  Non-float32 input is converted to float32 first.
 
-    On CPU the work is a few thousand medium-sized element-wise ops per chunk.  With several
+    On CPU the K-quants' scale searches run in C (``ggml/native.py``, groups split over torch's
+    intra-op thread count); the rest is a few hundred medium-sized element-wise ops per chunk.  With several
     torch intra-op threads on a machine whose cores are busy, each parallel region can stall on
     a descheduled thread (measured: 6-20x slower with 2 threads on a loaded 2-core box), so a
     caller encoding on a shared CPU may prefer ``torch.set_num_threads(1)`` and parallelism

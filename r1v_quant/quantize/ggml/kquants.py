@@ -27,6 +27,7 @@ from .emulation import (
     sqrtf,
     u16_bytes,
 )
+from . import native
 from .search import make_q3, make_qkx, make_qp, make_qx
 
 
@@ -186,7 +187,8 @@ def _k4_head(x, ls, lm, d_bits, d, dmin_bits, dmin, lvl, nmax):
 
 
 def _k_ref(x: torch.Tensor, nmax: int, rmin: float, nstep: int):
-    """quantize_row_q4_K_ref / q5_K_ref front end: make_qkx2_quants per 32, max/63 scales."""
+    """quantize_row_q4_K_ref / q5_K_ref front end: make_qkx2_quants per 32, max/63 scales.
+    Returns (ls, lm, d_bits, d, dmin_bits, dmin, levels element-major [32, nb * 8])."""
     nb = x.shape[0]
     xs = _groups(x, 32)
     sum_x2 = seq_sum(xs * xs)
@@ -202,11 +204,12 @@ def _k_ref(x: torch.Tensor, nmax: int, rmin: float, nstep: int):
     lm = torch.clamp_max(nearest_int(inv_min[:, None] * mins) & 0xFF, 63)
     d_bits, d = fp16_round(div(max_scale, 63.0))
     dmin_bits, dmin = fp16_round(div(max_min, 63.0))
-    return _k4_head(x, ls, lm, d_bits, d, dmin_bits, dmin, _ungroup(lvl, nb), nmax)
+    return ls, lm, d_bits, d, dmin_bits, dmin, lvl
 
 
 def _k_impl(x: torch.Tensor, qw: torch.Tensor, nmax: int, clamp63: bool):
-    """quantize_row_q4_K_impl / q5_K_impl front end: make_qkx3_quants, make_qp_quants(63)."""
+    """quantize_row_q4_K_impl / q5_K_impl front end: make_qkx3_quants, make_qp_quants(63).
+    Returns what :func:`_k_ref` returns."""
     nb = x.shape[0]
     sigma2 = div(2 * _sum_sq(x), 256.0)
     xs, w, sw = _impl_weights(x, qw, 32, sigma2)
@@ -216,7 +219,7 @@ def _k_impl(x: torch.Tensor, qw: torch.Tensor, nmax: int, clamp63: bool):
         ls, lm = ls.clamp_max(63), lm.clamp_max(63)
     d_bits, d = fp16_round(d_block)
     dmin_bits, dmin = fp16_round(m_block)
-    return _k4_head(x, ls, lm, d_bits, d, dmin_bits, dmin, _ungroup(lvl, nb), nmax)
+    return ls, lm, d_bits, d, dmin_bits, dmin, lvl
 
 
 def _q4_k_bytes(head: torch.Tensor, lvl: torch.Tensor) -> torch.Tensor:
@@ -233,20 +236,33 @@ def _q5_k_bytes(head: torch.Tensor, lvl: torch.Tensor) -> torch.Tensor:
     return torch.cat([head, qh, qs], dim=1)
 
 
+def _q4_k(x: torch.Tensor, found: tuple) -> torch.Tensor:
+    """Q4_K blocks from the front end's (ls, lm, d_bits, d, dmin_bits, dmin, levels): in C on a CPU."""
+    ls, lm, d_bits, d, dmin_bits, dmin, lvl = found
+    if native.usable_blocks(x):
+        return native.q4_k_finish(x, ls, lm, d_bits, dmin_bits, lvl)
+    return _q4_k_bytes(*_k4_head(x, ls, lm, d_bits, d, dmin_bits, dmin, _ungroup(lvl, x.shape[0]), 15))
+
+
+def _q5_k(x: torch.Tensor, found: tuple) -> torch.Tensor:
+    ls, lm, d_bits, d, dmin_bits, dmin, lvl = found
+    return _q5_k_bytes(*_k4_head(x, ls, lm, d_bits, d, dmin_bits, dmin, _ungroup(lvl, x.shape[0]), 31))
+
+
 def encode_q4_k(x: torch.Tensor) -> torch.Tensor:
-    return _q4_k_bytes(*_k_ref(x, 15, -1.0, 20))
+    return _q4_k(x, _k_ref(x, 15, -1.0, 20))
 
 
 def encode_q5_k(x: torch.Tensor) -> torch.Tensor:
-    return _q5_k_bytes(*_k_ref(x, 31, -0.5, 15))
+    return _q5_k(x, _k_ref(x, 31, -0.5, 15))
 
 
 def encode_q4_k_weighted(x: torch.Tensor, qw: torch.Tensor) -> torch.Tensor:
-    return _q4_k_bytes(*_k_impl(x, qw, 15, clamp63=False))
+    return _q4_k(x, _k_impl(x, qw, 15, clamp63=False))
 
 
 def encode_q5_k_weighted(x: torch.Tensor, qw: torch.Tensor) -> torch.Tensor:
-    return _q5_k_bytes(*_k_impl(x, qw, 31, clamp63=True))
+    return _q5_k(x, _k_impl(x, qw, 31, clamp63=True))
 
 
 # --------------------------------------------------------------------------- Q6_K
@@ -256,6 +272,8 @@ def _encode_q6_k(x: torch.Tensor, qw: torch.Tensor | None) -> torch.Tensor:
     """quantize_row_q6_K_ref / _impl: make_qx_quants(16, 32, x*x or qw), int8 scales at -128/max."""
     nb = x.shape[0]
     scales, lvl = make_qx(_groups(x, 16), 32, None if qw is None else _groups(qw, 16))
+    if native.usable_blocks(x):
+        return native.q6_k_finish(x, scales, lvl)
     scales = scales.reshape(nb, 16)
     lvl = _ungroup(lvl, nb)
     max_abs, max_scale = first_absmax(scales.t(), 0)
