@@ -3,8 +3,8 @@ cached, and called through ctypes (which releases the GIL, so groups are split o
 
 They give the same results as the torch searches in ``search.py`` (a test compares them on edge cases
 and random data); those stay the fallback where no compiler is found, on CUDA, and when
-``R1V_QUANT_NATIVE=0``.  Only the searches are native: they are most of a K-quant's CPU time (each
-trial scale is a pass over the group), while the rest of an encoder is a few whole-tensor ops."""
+``R1V_QUANT_NATIVE=0``.  Native are the searches, most of a K-quant's CPU time (each trial scale is a
+pass over the group), and the requantize-and-pack end of the Q4_K and Q6_K encoders (the Q4_K_M mix)."""
 
 from __future__ import annotations
 
@@ -37,8 +37,10 @@ def _has_avx2() -> bool:
 
 # With AVX2, 8 float32 lanes per register instead of SSE's 4 (measured 2.3x faster searches); the
 # flags are part of the cache key, so a machine without AVX2 builds and loads its own library.
-SIMD = ["-mavx2", "-DLANES=8"] if _has_avx2() else []
-ALIGN = (8 if SIMD else 4) * 4  # groups searched side by side (LANES * BLOCKS): thread shares start on one
+# Decided when the library is first built, not at import (every CLI start imports this module).
+AVX2_SIMD = ["-mavx2", "-DLANES=8"]
+BLOCKS = 4  # kernels/ggml_search.c's BLOCKS
+_align = 4 * BLOCKS  # groups searched side by side (LANES * BLOCKS): thread shares start on one
 MIN_GROUPS_PER_THREAD = 2048  # below this a thread's start costs more than it saves
 
 _lock = threading.Lock()
@@ -67,8 +69,11 @@ def _build(src: Path) -> Path | None:
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if not cc:
         return None
+    global _align
     text = src.read_bytes()
-    flags = [*CFLAGS, *SIMD]
+    simd = AVX2_SIMD if _has_avx2() else []
+    _align = (8 if simd else 4) * BLOCKS
+    flags = [*CFLAGS, *simd]
     key = hashlib.sha256(text + " ".join([cc, *flags]).encode()).hexdigest()[:16]
     lib = _cache_dir() / f"ggml_search-{key}.so"
     if lib.is_file():
@@ -131,7 +136,7 @@ def _split(groups: int, call, per_thread: int = MIN_GROUPS_PER_THREAD) -> None:
         call(0, groups)
         return
     pool = _pools.get(threads) or _pools.setdefault(threads, ThreadPoolExecutor(threads, "r1v-ggml"))
-    bounds = [groups * t // threads // ALIGN * ALIGN for t in range(threads)] + [groups]
+    bounds = [groups * t // threads // _align * _align for t in range(threads)] + [groups]
     for f in [pool.submit(call, a, b) for a, b in zip(bounds, bounds[1:])]:
         f.result()
 
