@@ -1,7 +1,7 @@
 /* The two scale searches that dominate GGML K-quant encoding on a CPU, and the end of the Q4_K and
  * Q6_K encoders.
  *
- * A C transcription of r1v_quant/quantize/ggml/search.py (make_qkx, make_qx) and kquants.py, which are
+ * A C transcription of r1v_quant/quantize/ggml/search.py (make_qkx, make_qx, make_qp) and kquants.py, which are
  * the reference: the same float32 operations in the same order, so the bytes are the same.  That only
  * holds when the compiler neither fuses a*b+c into one rounding (-ffp-contract=off) nor reorders
  * float arithmetic (no -ffast-math); native.py builds it that way and tests compare the two.
@@ -376,6 +376,81 @@ void r1v_make_qx_em(const float *x, const float *w, int64_t n, int64_t stride, i
         }
         r1v_make_qx(xg, w ? wg : NULL, n, 0, 1, nmax, scale_out + g, lg);
         for (int64_t i = 0; i < n; ++i) levels_out[i * stride + g] = lg[i];
+    }
+}
+
+/* make_qp (search.py): non-negative levels 0..nmax for the sub-block scales or mins of K-quant
+ * super-blocks, weighted; one group at a time (8 or 16 values, a small share of the work), over
+ * groups [g0, g1) of element-major x, w [n, stride].  The first levels and every accepted level are
+ * stored as uint8_t holds them (a negative one wraps) while the trial sums use the int itself. */
+void r1v_make_qp_em(const float *x, const float *w, int64_t n, int64_t stride, int64_t g0, int64_t g1,
+                    int32_t nmax, float *scale_out, int32_t *levels_out) {
+    for (int64_t g = g0; g < g1; ++g) {
+        float xg[MAX_GROUP], wg[MAX_GROUP];
+        uint8_t L[MAX_GROUP];
+        float mx = 0.0f;
+        for (int64_t i = 0; i < n; ++i) {
+            xg[i] = x[i * stride + g];
+            wg[i] = w[i * stride + g];
+            mx = mx > xg[i] ? mx : xg[i]; /* a NaN value replaces the max */
+        }
+        if (mx < GROUP_MAX_EPS) {
+            for (int64_t i = 0; i < n; ++i) levels_out[i * stride + g] = 0;
+            scale_out[g] = 0.0f;
+            continue;
+        }
+        float iscale = (float)nmax / mx;
+        float scale = 1.0f / iscale, best_mse = 0.0f;
+        for (int64_t i = 0; i < n; ++i) {
+            L[i] = (uint8_t)round_mantissa(iscale * xg[i]);
+            float diff = xg[i] - scale * (float)L[i];
+            best_mse += wg[i] * diff * diff;
+        }
+        for (int32_t k = -4; k <= 4; ++k) {
+            if (k == 0) continue;
+            float iscale_k = (0.1f * (float)k + (float)nmax) / mx;
+            float scale_k = 1.0f / iscale_k, mse = 0.0f;
+            for (int64_t i = 0; i < n; ++i) {
+                int32_t l = round_mantissa(iscale_k * xg[i]);
+                if (l > nmax) l = nmax;
+                float diff = xg[i] - scale_k * (float)l;
+                mse += wg[i] * diff * diff;
+            }
+            if (mse < best_mse) {
+                best_mse = mse;
+                iscale = iscale_k;
+            }
+        }
+        float sumlx = 0.0f, suml2 = 0.0f;
+        for (int64_t i = 0; i < n; ++i) {
+            int32_t l = round_mantissa(iscale * xg[i]);
+            if (l > nmax) l = nmax;
+            L[i] = (uint8_t)l;
+            sumlx += wg[i] * xg[i] * (float)l;
+            suml2 += wg[i] * (float)l * (float)l;
+        }
+        for (int pass = 0; pass < 5; ++pass) {
+            int changed = 0;
+            for (int64_t i = 0; i < n; ++i) {
+                float slx = sumlx - wg[i] * xg[i] * (float)L[i];
+                float sl2 = suml2 - wg[i] * (float)L[i] * (float)L[i];
+                if (!(slx > 0 && sl2 > 0)) continue;
+                int32_t l = round_mantissa(xg[i] * sl2 / slx);
+                if (l > nmax) l = nmax;
+                if (l == (int32_t)L[i]) continue;
+                slx += wg[i] * xg[i] * (float)l;
+                sl2 += wg[i] * (float)l * (float)l;
+                if (slx * slx * suml2 > sumlx * sumlx * sl2) {
+                    L[i] = (uint8_t)l;
+                    sumlx = slx;
+                    suml2 = sl2;
+                    ++changed;
+                }
+            }
+            if (!changed) break;
+        }
+        scale_out[g] = suml2 > 0 ? sumlx / suml2 : 0.0f;
+        for (int64_t i = 0; i < n; ++i) levels_out[i * stride + g] = L[i];
     }
 }
 

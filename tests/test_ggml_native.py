@@ -84,6 +84,51 @@ def test_make_qx_native_is_the_torch_search(nmax: int, weighted: bool, n: int,
     assert same_bits(got[0], want[0]) and same_bits(got[1], want[1])
 
 
+@pytest.mark.parametrize("nmax", [15, 63])  # Q2_K's 16 scales and mins, Q4_K/Q5_K's 8
+@pytest.mark.parametrize("n", [8, 16])
+def test_make_qp_native_is_the_torch_search(nmax: int, n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not native.available():
+        pytest.skip("no C compiler here")
+    x = groups(n, seed=nmax + n).abs()  # sub-block scales and mins: >= 0 as the encoders pass them
+    x[:, 11] = -x[:, 11]  # negative levels wrap in the uint8_t store
+    x[2, 12] = float("nan")
+    w = x.abs().nan_to_num(0, 1e30, 0) + 0.25
+    w[:, 10] = 0
+    got = native.make_qp(x, nmax, w)
+    torch_search(monkeypatch)
+    want = search.make_qp(x, nmax, w)
+    assert same_bits(got[0], want[0]) and same_bits(got[1], want[1])
+
+
+@pytest.mark.parametrize("qtype", ["q4_k", "q6_k", "q8_0"])
+def test_chunks_on_threads_give_the_serial_bytes(qtype: str) -> None:
+    """``quantize`` with several torch threads encodes chunks side by side: same bytes as one thread,
+    and the first bad chunk's error, as the serial loop raises it."""
+    from r1v_quant.errors import InputError
+    from r1v_quant.quantize.ggml_encoders import quantize
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(600, 2048, generator=g) * 0.05  # several chunks
+    imp = torch.rand(2048, generator=g)
+    bad = x.clone()
+    bad[590, 3], bad[400, 7] = float("nan"), float("inf")
+    with_threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = [quantize(x, qtype), quantize(x, qtype, importance=imp)]
+        with pytest.raises(InputError) as serial:
+            quantize(bad, qtype)
+        torch.set_num_threads(3)
+        three = [quantize(x, qtype), quantize(x, qtype, importance=imp)]
+        with pytest.raises(InputError) as threaded:
+            quantize(bad, qtype)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(with_threads)
+    assert all(torch.equal(a, b) for a, b in zip(one, three))
+    assert str(serial.value) == str(threaded.value) and "row 400, column 7" in str(serial.value)
+
+
 def test_groups_split_over_threads_give_the_same_result() -> None:
     if not native.available():
         pytest.skip("no C compiler here")

@@ -67,10 +67,9 @@ def export_gguf(ckpt: Checkpoint, out_dir: str | Path, file_type: str = "q4_k_m"
     into ``out_dir``; return their paths (None for a file switched off with ``llm`` / ``mmproj``).
 
     ``progress(kind, tensor, nbytes)`` is called after each tensor is written.  ``threads``
-    sets torch's intra-op threads while encoding (1 by default: the encoders run thousands of
-    small element-wise ops, which extra threads slow down on a busy CPU; None leaves torch's
-    setting).  ``device`` ("cuda") moves the encoding to a GPU (the encoders are written to give the
-    same bytes there).  ``roll_position_embd`` stores the mmproj's position table for llama.cpp's
+    sets torch's thread count while encoding, which the encoders use to encode chunks side by side
+    (1 by default; None leaves torch's setting; the bytes are the same for any count).  ``device``
+    ("cuda") moves the encoding to a GPU (the encoders are written to give the same bytes there).  ``roll_position_embd`` stores the mmproj's position table for llama.cpp's
     InternVL graph (:mod:`r1v_quant.write.gguf.compat`).  Beside each file, a side file
     ``<name>.r1v.json`` records the source's fingerprint and the options that change how the file
     must be read back (``validate``), so the GGUF bytes stay exactly llama.cpp's.  ``imatrix`` (an

@@ -4,7 +4,8 @@ cached, and called through ctypes (which releases the GIL, so groups are split o
 They give the same results as the torch searches in ``search.py`` (a test compares them on edge cases
 and random data); those stay the fallback where no compiler is found, on CUDA, and when
 ``R1V_QUANT_NATIVE=0``.  Native are the searches, most of a K-quant's CPU time (each trial scale is a
-pass over the group), and the requantize-and-pack end of the Q4_K and Q6_K encoders (the Q4_K_M mix)."""
+pass over the group), the weighted search of the sub-block scales (``make_qp``), and the
+requantize-and-pack end of the Q4_K and Q6_K encoders (the Q4_K_M mix)."""
 
 from __future__ import annotations
 
@@ -109,6 +110,7 @@ def _load() -> Any:
                     lib.r1v_q4_k_finish.argtypes = [_ptr] * 6 + [_i64, _i64, _i64, _ptr]
                     lib.r1v_q6_k_finish.argtypes = [_ptr, _ptr, _ptr, _i64, _i64, _i64, _ptr]
                     lib.r1v_make_qx_em.argtypes = [_ptr, _ptr, _i64, _i64, _i64, _i64, _i32, _ptr, _ptr]
+                    lib.r1v_make_qp_em.argtypes = [_ptr, _ptr, _i64, _i64, _i64, _i64, _i32, _ptr, _ptr]
                     _lib = lib
                 except (OSError, AttributeError, TypeError):  # not the library this code expects
                     pass
@@ -166,6 +168,18 @@ def make_qx(x: torch.Tensor, nmax: int, weights: torch.Tensor | None) -> tuple[t
     _split(groups, lambda g0, g1: lib.r1v_make_qx_em(
         x.data_ptr(), None if w is None else w.data_ptr(), n, groups, g0, g1, nmax, scale.data_ptr(),
         levels.data_ptr()))
+    return scale, levels
+
+
+def make_qp(x: torch.Tensor, nmax: int, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``search.make_qp`` in C: (scale [G], L int32 [n, G] in 0..255 as stored)."""
+    n, groups = x.shape
+    x, w = x.contiguous(), weights.to(torch.float32).contiguous()
+    scale = torch.empty(groups)
+    levels = torch.empty((n, groups), dtype=torch.int32)
+    lib = _load()
+    _split(groups, lambda g0, g1: lib.r1v_make_qp_em(
+        x.data_ptr(), w.data_ptr(), n, groups, g0, g1, nmax, scale.data_ptr(), levels.data_ptr()))
     return scale, levels
 
 

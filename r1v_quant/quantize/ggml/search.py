@@ -11,7 +11,7 @@ Rounding is ggml's ``nearest_int`` followed by a clamp.  Where a trial's values 
 finite and below 2**22 in magnitude (bounded from each group's extremes), plain round-half-even
 gives the same levels in fewer passes; otherwise the exact emulation (wrap-around, NaN -> 0) runs.
 
-On a CPU, ``make_qkx`` and ``make_qx`` hand their groups to the C transcription in
+On a CPU, ``make_qkx``, ``make_qx`` and ``make_qp`` hand their groups to the C transcription in
 ``kernels/ggml_search.c`` (``native.py``) when it builds: same results, several times faster.
 """
 
@@ -228,6 +228,8 @@ def make_qp(x: torch.Tensor, nmax: int, qw: torch.Tensor) -> tuple[torch.Tensor,
     before the store; both are kept (a negative level wraps in the store).  Returns
     (scale [G], L int32 [n, G] in 0..255 as stored).
     """
+    if native.usable(x):
+        return native.make_qp(x, nmax, qw)
     mx = torch.zeros_like(x[0])
     for i in range(x.shape[0]):
         mx = torch.where(mx > x[i], mx, x[i])  # MAX(max, x[i]): a NaN x[i] replaces max
