@@ -55,10 +55,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))  # llama.cpp's harness, shared with the tests
 from _common import peak_rss_mb  # noqa: E402
-
-LLAMA_CPP_VERSION = "0.3.36"
-DEFAULT_SDIST = Path(f"/tmp/sdist/llama_cpp_python-{LLAMA_CPP_VERSION}")
+from llama_harness import DEFAULT_SDIST, LLAMA_CPP_VERSION  # noqa: E402
 CHUNK = 64 << 20
 
 
@@ -90,43 +89,11 @@ def child_convert(script: str, argv: list[str]) -> dict:
 
 
 def child_quantize(src: str, dst: str, ftype: int, nthread: int, imatrix: str = "") -> dict:
-    """``llama_model_quantize``; with ``imatrix``, given what ``llama-quantize --imatrix FILE`` gives it: the
-    per-tensor weights (sum / count) and the four ``quantize.imatrix.*`` keys it adds."""
-    import ctypes
+    """``llama_model_quantize``, through the tests' llama.cpp harness (with ``imatrix``, given what
+    ``llama-quantize --imatrix FILE`` gives it)."""
+    from llama_harness import llama_quantize
 
-    import llama_cpp
-    import numpy as np
-
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = ftype
-    params.nthread = nthread
-    keep: list[object] = []  # buffers the C structs point into, alive until the call returns
-    if imatrix:
-        from r1v_quant.read.imatrix_file import load_imatrix
-
-        im = load_imatrix(Path(imatrix))
-        entries = (llama_cpp.llama_model_imatrix_data * (len(im.sums) + 1))()
-        for e, name in zip(entries, im.sums):
-            buf = np.ascontiguousarray(im.importance(name), dtype=np.float32)
-            keep += [buf, name.encode()]
-            e.name, e.size, e.data = keep[-1], len(buf), buf.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
-        entries[len(im.sums)].name = None
-        params.imatrix = ctypes.cast(entries, type(params.imatrix))
-        kv = [("quantize.imatrix.file", Path(imatrix).name), ("quantize.imatrix.dataset", im.datasets[0]),
-              ("quantize.imatrix.entries_count", len(im.sums)), ("quantize.imatrix.chunks_count", im.chunk_count)]
-        kvs = (llama_cpp.llama_model_kv_override * (len(kv) + 1))()
-        for o, (key, value) in zip(kvs, kv):
-            o.key = key.encode()
-            if isinstance(value, str):
-                o.tag, o.value.val_str = llama_cpp.LLAMA_KV_OVERRIDE_TYPE_STR, value.encode()[:127]
-            else:
-                o.tag, o.value.val_i64 = llama_cpp.LLAMA_KV_OVERRIDE_TYPE_INT, value
-        kvs[len(kv)].key = b""
-        params.kv_overrides = ctypes.cast(kvs, type(params.kv_overrides))
-        keep += [entries, kvs]
-    rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
-    if rc != 0:
-        raise RuntimeError(f"llama_model_quantize returned {rc}")
+    llama_quantize(Path(src), Path(dst), ftype, Path(imatrix) if imatrix else None, nthread=nthread)
     return {}
 
 

@@ -58,38 +58,43 @@ def convert(sdist: Path, model: Path, outfile: Path, outtype: str, mmproj: bool)
     return outfile
 
 
-def llama_quantize(src: Path, dst: Path, ftype: int, imatrix: dict[str, np.ndarray] | None = None,
-                   kv_overrides: list[tuple[str, str | int]] | None = None) -> Path:
-    """``llama_model_quantize``; with ``imatrix`` (tensor name -> importance, what ``llama-quantize
-    --imatrix`` hands it) and the KV overrides that tool adds (str or int values, in order)."""
+def llama_quantize(src: Path, dst: Path, ftype: int, imatrix: Path | None = None, nthread: int = 2) -> Path:
+    """``llama_model_quantize``; with ``imatrix`` (a GGUF imatrix file), given what ``llama-quantize
+    --imatrix FILE`` gives it: each tensor's importance (sum / count) and the four ``quantize.imatrix.*``
+    keys that tool adds.  Shared by the byte-identity tests and ``bench/bench_gguf.py``."""
     import llama_cpp
+
+    from r1v_quant.read.imatrix_file import load_imatrix
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype
-    params.nthread = 2
+    params.nthread = nthread
     keep: list[object] = []  # the buffers the C structs point into, alive until the call returns
-    if imatrix:
-        entries = (llama_cpp.llama_model_imatrix_data * (len(imatrix) + 1))()
-        for e, (name, values) in zip(entries, imatrix.items()):
-            buf = np.ascontiguousarray(values, dtype=np.float32)
+    if imatrix is not None:
+        im = load_imatrix(imatrix)
+        entries = (llama_cpp.llama_model_imatrix_data * (len(im.sums) + 1))()
+        for e, name in zip(entries, im.sums):
+            buf = np.ascontiguousarray(im.importance(name), dtype=np.float32)
             keep += [buf, name.encode()]
             e.name, e.size = keep[-1], len(buf)
             e.data = buf.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
-        entries[len(imatrix)].name = None  # terminator
+        entries[len(im.sums)].name = None  # terminator
         params.imatrix = ctypes.cast(entries, type(params.imatrix))
-        keep.append(entries)
-    if kv_overrides:
-        kvs = (llama_cpp.llama_model_kv_override * (len(kv_overrides) + 1))()
-        for o, (key, value) in zip(kvs, kv_overrides):
+        kv = [("quantize.imatrix.file", imatrix.name), ("quantize.imatrix.dataset", im.datasets[0]),
+              ("quantize.imatrix.entries_count", len(im.sums)), ("quantize.imatrix.chunks_count", im.chunk_count)]
+        kvs = (llama_cpp.llama_model_kv_override * (len(kv) + 1))()
+        for o, (key, value) in zip(kvs, kv):
             o.key = key.encode()
             if isinstance(value, str):
                 o.tag, o.value.val_str = llama_cpp.LLAMA_KV_OVERRIDE_TYPE_STR, value.encode()[:127]
             else:
                 o.tag, o.value.val_i64 = llama_cpp.LLAMA_KV_OVERRIDE_TYPE_INT, value
-        kvs[len(kv_overrides)].key = b""  # terminator
+        kvs[len(kv)].key = b""  # terminator
         params.kv_overrides = ctypes.cast(kvs, type(params.kv_overrides))
-        keep.append(kvs)
-    assert llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params)) == 0
+        keep += [entries, kvs]
+    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
+    if rc != 0:
+        raise RuntimeError(f"llama_model_quantize returned {rc}")
     return dst
 
 

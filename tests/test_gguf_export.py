@@ -475,14 +475,10 @@ def test_same_bytes_as_llama_quantize_given_the_same_importance(file_type: str, 
 
     im = load_imatrix(tiny_imatrix) if with_imatrix else None
     ftype = int(FILE_TYPES[file_type].llama_ftype)
-    kv = None
     if im is not None:
         assert any(n.startswith("v.blk.") for n in im.sums) and "output.weight" in im.sums
-        kv = [("quantize.imatrix.file", tiny_imatrix.name), ("quantize.imatrix.dataset", im.datasets[0]),
-              ("quantize.imatrix.entries_count", len(im.sums)), ("quantize.imatrix.chunks_count", im.chunk_count)]
-        weights = {name: im.importance(name) for name in im.sums}
     ref = llama_quantize(reference_files["llm-f16"], tmp_path / f"ref-{file_type}.gguf", ftype,
-                         weights if im is not None else None, kv)
+                         tiny_imatrix if with_imatrix else None)
     name = read_gguf(reference_files["llm-f16"]).metadata["general.name"][1]
     ours, _ = export_gguf(open_checkpoint(tiny_ckpt), tmp_path / "ours", file_type, name=name, mmproj=False,
                           imatrix=im)
