@@ -1,16 +1,16 @@
 """Benchmark, side by side in one run: what an importance matrix buys GGUF, measured in llama.cpp.
 
-Run:  python bench/bench_imatrix.py --work-dir DIR [--calib 32x512] [--eval 8 8] [--threads 2]
+Run:  python bench/bench_imatrix.py --work-dir DIR [--calib 32x512] [--eval 16 16] [--threads 2]
 
 On the tiny checkpoint, against the BF16 reference on held-out eval samples, image and text prompts
 apart (mean KL, top-1 agreement), in llama.cpp's runtime (``validate --runtime llama.cpp``), for
 Q4_K_M, IQ4_XS and Q3_K_M, each quantized
 
 * without a matrix (what ``llama-quantize`` does by default),
-* with a text-only matrix: ``r1v-quant imatrix --text-only``, the calibration set's samples without
-  images, which is all ``llama-imatrix`` can measure,
-* with the multimodal matrix: the same number of calibration samples, images through the vision
-  tower into the language model.
+* with a text-only matrix: ``r1v-quant imatrix --text-only`` over the text samples of the same
+  calibration samples, which is all of them that ``llama-imatrix`` can measure,
+* with the multimodal matrix: those calibration samples, images through the vision tower into the
+  language model and text as text (the same text tokens as the text-only matrix, plus the images).
 
 The mmproj is the release default (Q8_0, position table rolled for llama.cpp's graph) in every row,
 so what differs is the language model file.  ``DIR`` may be shared with ``bench_vision.py`` (same
@@ -36,9 +36,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work-dir", type=Path, default=None)
     ap.add_argument("--calib", default="32x512", help="imatrix calibration, SAMPLESxSEQLEN")
-    ap.add_argument("--eval", type=int, nargs=2, default=[8, 8], metavar=("IMAGES", "TEXTS"))
+    ap.add_argument("--eval", type=int, nargs=2, default=[16, 16], metavar=("IMAGES", "TEXTS"))
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
+    from r1v_quant.calibrate.dataset import default_data_path, load_samples
     from r1v_quant.pipelines.gguf import export_gguf
     from r1v_quant.pipelines.imatrix import ImatrixOptions, compute_imatrix
     from r1v_quant.pipelines.validate import ValidateOptions, validate_artifact
@@ -53,12 +54,15 @@ def main() -> None:
     loose = Thresholds(max_kl=1e9, min_top1=0.0, max_ppl_ratio=1e9)  # figures, not a gate
     samples, seq_len = (int(x) for x in a.calib.split("x"))
 
+    # the text samples among the first `samples` are the first `texts` text samples of the set
+    texts = sum(not s.images for s in load_samples(default_data_path("calib"))[:samples])
     matrices = {"none": None}
     for kind in MATRICES[1:]:
-        path = work / f"tiny.{kind}.imatrix.gguf"
+        path = work / f"tiny.{kind}-{samples}x{seq_len}.imatrix.gguf"
         if not path.is_file():
-            compute_imatrix(ckpt, path, ImatrixOptions(samples=samples, seq_len=seq_len, max_tiles=1,
-                                                       text_only=kind == "text-only"), overwrite=True)
+            text_only = kind == "text-only"
+            compute_imatrix(ckpt, path, ImatrixOptions(samples=texts if text_only else samples, seq_len=seq_len,
+                                                       max_tiles=1, text_only=text_only), overwrite=True)
         matrices[kind] = load_imatrix(path)
     gguf = work / "gguf-imatrix"
     mmproj = gguf / "mmproj-tiny-Q8_0.gguf"
