@@ -69,12 +69,13 @@ def export_gguf(ckpt: Checkpoint, out_dir: str | Path, file_type: str = "q4_k_m"
     ``progress(kind, tensor, nbytes)`` is called after each tensor is written.  ``threads``
     sets torch's thread count while encoding, which the encoders use to encode chunks side by side
     (1 by default; None leaves torch's setting; the bytes are the same for any count).  ``device``
-    ("cuda") moves the encoding to a GPU (the encoders are written to give the same bytes there).  ``roll_position_embd`` stores the mmproj's position table for llama.cpp's
-    InternVL graph (:mod:`r1v_quant.write.gguf.compat`).  Beside each file, a side file
-    ``<name>.r1v.json`` records the source's fingerprint and the options that change how the file
-    must be read back (``validate``), so the GGUF bytes stay exactly llama.cpp's.  ``imatrix`` (an
-    importance matrix) weighs each tensor's rounding as ``llama-quantize --imatrix`` does, and records
-    itself in the language model's keys as that tool does.
+    ("cuda") moves the encoding to a GPU (the encoders are written to give the same bytes there).
+    ``roll_position_embd`` stores the mmproj's position table for llama.cpp's InternVL graph
+    (:mod:`r1v_quant.write.gguf.compat`).  Beside each file, a side file ``<name>.r1v.json``
+    records the source's fingerprint and the options that change how the file must be read back
+    (``validate``), so the GGUF bytes stay exactly llama.cpp's.  ``imatrix`` (an importance
+    matrix) weighs each tensor's rounding as ``llama-quantize --imatrix`` does, and records itself
+    in the language model's keys as that tool does.
     """
     plan = plan or plan_export(ckpt, out_dir, file_type, mmproj_type, name, mmproj, allow_v1, llm,
                                has_imatrix=imatrix is not None)
