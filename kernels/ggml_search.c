@@ -1,10 +1,10 @@
-/* The two scale searches that dominate GGML K-quant encoding on a CPU, and the end of the Q4_K and
- * Q6_K encoders.
+/* The two scale searches that dominate GGML K-quant encoding on a CPU, the weighted search of the
+ * K-quants' sub-block scales, and the end of the Q4_K and Q6_K encoders.
  *
- * A C transcription of r1v_quant/quantize/ggml/search.py (make_qkx, make_qx, make_qp) and kquants.py, which are
- * the reference: the same float32 operations in the same order, so the bytes are the same.  That only
- * holds when the compiler neither fuses a*b+c into one rounding (-ffp-contract=off) nor reorders
- * float arithmetic (no -ffast-math); native.py builds it that way and tests compare the two.
+ * A C transcription of r1v_quant/quantize/ggml/search.py (make_qkx, make_qx, make_qp) and kquants.py,
+ * which are the reference: the same float32 operations in the same order, so the bytes are the same.
+ * That only holds when the compiler neither fuses a*b+c into one rounding (-ffp-contract=off) nor
+ * reorders float arithmetic (no -ffast-math); native.py builds it that way and tests compare the two.
  *
  * r1v_make_qkx / r1v_make_qx take one group after another, stored group-major (x[g * n + i] is
  * element i of group g).  The entry points native.py calls, r1v_make_qkx_em / r1v_make_qx_em, take

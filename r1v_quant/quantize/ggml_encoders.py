@@ -222,12 +222,10 @@ def _encode_in_threads(encode: Callable[[int], None], starts: range, threads: in
     with 1).  Each chunk writes its own slice of the output, so the bytes do
     not depend on the thread count.  Chunks are waited for in order: the first bad chunk's error
     is the one raised, as in the serial loop."""
-    def run(first: int) -> None:
-        torch.set_num_threads(1)  # this thread's own setting (and the C searches' split: none)
-        encode(first)
-
-    with ThreadPoolExecutor(threads, thread_name_prefix="r1v-encode") as pool:
-        futures = [pool.submit(run, first) for first in starts]
+    # set_num_threads(1) in each worker: its own intra-op setting (and no split of the C searches)
+    with ThreadPoolExecutor(min(threads, len(starts)), thread_name_prefix="r1v-encode",
+                            initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        futures = [pool.submit(encode, first) for first in starts]
         try:
             for f in futures:
                 f.result()

@@ -159,27 +159,26 @@ def make_qkx(x: torch.Tensor, w: torch.Tensor, nmax: int, rmin: float, rdelta: f
 
 def make_qx(x: torch.Tensor, nmax: int, weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """``search.make_qx`` in C: (scale [G], L int32 [n, G])."""
+    return _scale_and_levels("r1v_make_qx_em", x, nmax, weights)
+
+
+def make_qp(x: torch.Tensor, nmax: int, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``search.make_qp`` in C: (scale [G], L int32 [n, G] in 0..255 as stored)."""
+    return _scale_and_levels("r1v_make_qp_em", x, nmax, weights)
+
+
+def _scale_and_levels(entry: str, x: torch.Tensor, nmax: int, weights: torch.Tensor | None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The searches with one scale per group and no min: the C ``entry`` over element-major x [n, G]
+    (weights likewise, or None where the search allows it), groups split over threads."""
     n, groups = x.shape
     x = x.contiguous()
     w = None if weights is None else weights.to(torch.float32).contiguous()
     scale = torch.empty(groups)
     levels = torch.empty((n, groups), dtype=torch.int32)
-    lib = _load()
-    _split(groups, lambda g0, g1: lib.r1v_make_qx_em(
-        x.data_ptr(), None if w is None else w.data_ptr(), n, groups, g0, g1, nmax, scale.data_ptr(),
-        levels.data_ptr()))
-    return scale, levels
-
-
-def make_qp(x: torch.Tensor, nmax: int, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``search.make_qp`` in C: (scale [G], L int32 [n, G] in 0..255 as stored)."""
-    n, groups = x.shape
-    x, w = x.contiguous(), weights.to(torch.float32).contiguous()
-    scale = torch.empty(groups)
-    levels = torch.empty((n, groups), dtype=torch.int32)
-    lib = _load()
-    _split(groups, lambda g0, g1: lib.r1v_make_qp_em(
-        x.data_ptr(), w.data_ptr(), n, groups, g0, g1, nmax, scale.data_ptr(), levels.data_ptr()))
+    fn = getattr(_load(), entry)
+    _split(groups, lambda g0, g1: fn(x.data_ptr(), None if w is None else w.data_ptr(), n, groups, g0, g1, nmax,
+                                     scale.data_ptr(), levels.data_ptr()))
     return scale, levels
 
 
