@@ -120,7 +120,10 @@ class AWQRunPlan:
 
     def __post_init__(self) -> None:
         vision = self._layer(VISION, "vision layer") if self.vision and self.calib.tiles else []
-        self.steps = vision + self._embed(walk_vision=not vision) + self._layer(LLM, "layer") + self._assemble()
+        # the patch embeddings open the first phase that runs the vision tower
+        patches = [self._patches("vision layer" if vision else "embed")] if self.calib.tiles else []
+        self.steps = (patches + vision + self._embed(walk_vision=not vision) + self._layer(LLM, "layer")
+                      + self._assemble())
 
     # --- buffers ---------------------------------------------------------------------
     def _place(self, what: str, nbytes: float, on_device: bool = True) -> Term:
@@ -137,6 +140,19 @@ class AWQRunPlan:
             return self.calib.tokens, self.calib.longest
         t1 = self.cfg.vision.num_patches + 1
         return self.calib.tiles * t1, min(self.calib.tiles, VISION_CHUNK_TILES) * t1
+
+    def _patches(self, phase: str) -> Step:
+        """All tiles' pixels (float32) concatenated, then through the patch embedding a chunk of tiles at a
+        time: the convolution's input and output, the class token and positions added."""
+        v, b = self.cfg.vision, self.compute_bytes
+        tokens, chunk = self._stream(VISION)
+        pixels = 3 * v.image_size ** 2
+        chunk_tiles = min(self.calib.tiles, VISION_CHUNK_TILES)
+        return Step(f"{phase}: patch embeddings", [
+            Term("the tiles' pixels, concatenated", host=self.calib.tiles * pixels * 4),
+            self._place("one chunk of tiles through the patch embedding",
+                        chunk_tiles * pixels * b + 3 * chunk * v.hidden_size * b),
+            self._state("the tower's inputs (all tiles)", tokens * v.hidden_size * b)])
 
     def _embed(self, walk_vision: bool) -> list[Step]:
         """The image tokens and the first layer's inputs; the vision tower's forward is part of it

@@ -192,6 +192,7 @@ class LayerQuantizer:
                 self.stats.setdefault(name, ChannelStats()).add(cap[name])
                 self.sub.add(name, cap[name], local)
             del cap, x
+            release_free_memory()  # this state's captures, before the next state's (or the search's)
         for name in self.scheme.linears:
             self.report.max_abs_input[name] = self.stats[self.alias[name]].max_abs
 
