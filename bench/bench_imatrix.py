@@ -10,7 +10,10 @@ Q4_K_M, IQ4_XS and Q3_K_M, each quantized
 * with a text-only matrix: ``r1v-quant imatrix --text-only`` over the text samples of the same
   calibration samples, which is all of them that ``llama-imatrix`` can measure,
 * with the multimodal matrix: those calibration samples, images through the vision tower into the
-  language model and text as text (the same text tokens as the text-only matrix, plus the images).
+  language model and text as text (the same text tokens as the text-only matrix, plus the images),
+  the samples with and without images weighing alike (``--balance prompts``, the default),
+* and the same multimodal samples summed every token alike (``--balance tokens``, as
+  ``llama-imatrix`` sums), where the image positions dominate.
 
 The mmproj is the release default (Q8_0, position table rolled for llama.cpp's graph) in every row,
 so what differs is the language model file.  ``DIR`` may be shared with ``bench_vision.py`` (same
@@ -29,7 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import tiny_with_reference  # noqa: E402
 
 TYPES = ("q4_k_m", "iq4_xs", "q3_k_m")
-MATRICES = ("none", "text-only", "multimodal")
+# name -> (text only, balance); "multimodal" is what `imatrix` and `gguf --imatrix auto` make
+MATRICES = {"none": None, "text-only": (True, "prompts"), "multimodal, tokens alike": (False, "tokens"),
+            "multimodal": (False, "prompts")}
 
 
 def main() -> None:
@@ -56,13 +61,17 @@ def main() -> None:
 
     # the text samples among the first `samples` are the first `texts` text samples of the set
     texts = sum(not s.images for s in load_samples(default_data_path("calib"))[:samples])
-    matrices = {"none": None}
-    for kind in MATRICES[1:]:
-        path = work / f"tiny.{kind}-{samples}x{seq_len}.imatrix.gguf"
+    matrices = {}
+    for kind, how in MATRICES.items():
+        if how is None:
+            matrices[kind] = None
+            continue
+        text_only, balance = how
+        path = work / f"tiny.{kind.replace(', ', '-').replace(' ', '-')}-{samples}x{seq_len}.imatrix.gguf"
         if not path.is_file():
-            text_only = kind == "text-only"
             compute_imatrix(ckpt, path, ImatrixOptions(samples=texts if text_only else samples, seq_len=seq_len,
-                                                       max_tiles=1, text_only=text_only), overwrite=True)
+                                                       max_tiles=1, text_only=text_only, balance=balance),
+                            overwrite=True)
         matrices[kind] = load_imatrix(path)
     gguf = work / "gguf-imatrix"
     mmproj = gguf / "mmproj-tiny-Q8_0.gguf"
@@ -72,7 +81,7 @@ def main() -> None:
     rows = []
     for t in TYPES:
         for kind, m in matrices.items():
-            folder = gguf / kind
+            folder = gguf / kind.replace(", ", "-").replace(" ", "-")
             llm, _ = export_gguf(ckpt, folder, t, mmproj=False, overwrite=True, imatrix=m)
             r = validate_artifact(llm, ref, ValidateOptions(data=data, thresholds=loose, threads=a.threads,
                                                             runtime="llama.cpp", mmproj=mmproj))

@@ -11,10 +11,13 @@ import json
 from contextlib import redirect_stdout
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from cli_runner import run_cli
 from gguf import GGUFReader
 
+from r1v_quant.calibrate.imatrix import ImatrixCollector
 from r1v_quant.cli.app import main
 from r1v_quant.read.imatrix_file import load_imatrix
 
@@ -111,3 +114,43 @@ def test_a_bad_imatrix_is_one_line_and_writes_nothing(bad: str, problem: str, ti
                       str(tmp_path / bad)], capsys)
     assert rc == 2 and problem in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_balance_weighs_the_image_and_text_samples_alike() -> None:
+    """The language model's entries: each group's per-token mean counts the same, stored as sums over all
+    tokens seen; the vision tower's are summed as ever, and one group alone gives the plain sums."""
+    q, tower = "language_model.model.layers.0.self_attn.q_proj", "vision_model.encoder.layers.0.mlp.fc1"
+    image, text = torch.full((1, 30, 4), 2.0), torch.full((1, 10, 4), 1.0)  # squares 4 and 1
+    balanced, plain = ImatrixCollector(), ImatrixCollector()
+    balanced.balance(["image", "text"], [30, 10])
+    for c in (balanced, plain):
+        c.hook(tower, torch.ones(3, 5, 8))
+        c.hook(q, image)
+        c.hook(q, text)
+    sums, count = balanced.entries()["blk.0.attn_q.weight"]
+    assert count == 40 and torch.allclose(sums / count, torch.full((4,), 2.5))  # (4 + 1) / 2, not 130 / 40
+    assert plain.entries()["blk.0.attn_q.weight"][0].tolist() == [130.0] * 4
+    assert balanced.entries()["v.blk.0.ffn_up.weight"][1] == 15 and torch.equal(
+        balanced.entries()["v.blk.0.ffn_up.weight"][0], plain.entries()["v.blk.0.ffn_up.weight"][0])
+
+    one_group = ImatrixCollector()
+    one_group.balance(["text", "text"], [30, 10])
+    one_group.hook(q, image)
+    one_group.hook(q, text)
+    assert torch.equal(one_group.entries()["blk.0.attn_q.weight"][0], plain.entries()["blk.0.attn_q.weight"][0])
+    with pytest.raises(AssertionError, match="30 tokens, not 10"):  # a call out of the engine's state order
+        one_group.hook(q, text)
+
+
+def test_balance_tokens_is_llama_imatrix_summing(matrices, tiny_ckpt: Path, tmp_path: Path) -> None:
+    path = tmp_path / "tokens.imatrix.gguf"
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        assert main(["imatrix", str(tiny_ckpt), "--out", str(path), *CALIB, "--balance", "tokens", "--json"]) == 0
+    assert json.loads(buf.getvalue())["balance"] == "tokens"
+    tokens, prompts = load_imatrix(path), load_imatrix(matrices["multimodal"][0])
+    assert "tokens alike" in tokens.datasets[0] and "prompts alike" in prompts.datasets[0]
+    assert tokens.counts == prompts.counts
+    llm, tower = "blk.0.ffn_down.weight", "v.blk.0.attn_q.weight"
+    assert not np.allclose(tokens.sums[llm], prompts.sums[llm], rtol=1e-3)
+    assert (tokens.sums[tower] == prompts.sums[tower]).all()  # the tower sees only tiles: no groups

@@ -7,9 +7,20 @@ sees them (images through the vision tower and ``mlp1`` spliced into the languag
 linear's input is summed as it goes by (:meth:`ImatrixCollector.hook`).  Entries are named as in the
 ``.gguf`` files (``blk.N.attn_q.weight``, ``v.blk.N.ffn_up.weight``, ``mm.model.mlp.1.weight``,
 ``output.weight``); InternViT's fused ``qkv`` feeds its three GGUF tensors from one input.
+
+Balance.  A prompt with an image holds hundreds of image tokens (256 a tile) beside its text, so
+summed token by token the language model's entries are mostly what image positions see, and the
+rounding is tuned for them at the cost of text prompts.  :meth:`ImatrixCollector.balance` labels each
+language-model state (e.g. "image" / "text" by whether the sample has an image) and makes each
+group's mean square count the same: importance = the mean over groups of each group's per-token mean.  The file still
+holds sums and token counts as llama.cpp expects (sums = that importance x all tokens seen), so
+``llama-quantize`` divides back to the same importance.  The vision tower and projector only see
+image tiles: they are summed token by token as ever.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
@@ -28,12 +39,35 @@ def gguf_names_of(linear: str) -> tuple[str, ...]:
     return ()
 
 
+def _in_llm(name: str) -> bool:
+    return not name.startswith(("v.", "mm."))
+
+
 class ImatrixCollector:
     """Sums of squared inputs per GGUF tensor, fed by the engine's linear-input hook."""
 
     def __init__(self) -> None:
-        self.stats: dict[str, ChannelStats] = {}
+        self.groups: Sequence[str] | None = None
+        self.tokens: Sequence[int] = ()
+        self.stats: dict[str, dict[str, ChannelStats]] = {}  # GGUF name -> group ("" unbalanced) -> stats
         self._names: dict[str, tuple[str, ...]] = {}
+        self._calls: dict[str, int] = {}
+
+    def balance(self, groups: Sequence[str], tokens: Sequence[int]) -> None:
+        """Weigh the language model's groups alike: per state, in the order the engine runs them, its
+        group label and token count.  The engine calls each linear once per state, in order
+        (``Engine.walk``), so a linear's n-th call is state n mod len(groups); the count checks it."""
+        assert len(groups) == len(tokens) and groups
+        self.groups, self.tokens = list(groups), list(tokens)
+
+    def _group(self, linear: str, x: torch.Tensor) -> str:
+        if self.groups is None or not _in_llm(self._names[linear][0]):
+            return ""
+        state = self._calls.get(linear, 0) % len(self.groups)
+        self._calls[linear] = self._calls.get(linear, 0) + 1
+        rows = x.reshape(-1, x.shape[-1]).shape[0]
+        assert rows == self.tokens[state], f"{linear}: state {state} has {self.tokens[state]} tokens, not {rows}"
+        return self.groups[state]
 
     def hook(self, linear: str, x: torch.Tensor) -> None:
         if linear not in self._names:
@@ -41,16 +75,21 @@ class ImatrixCollector:
         names = self._names[linear]
         if not names:  # the embedding lookup, the patch convolution: no matrix product llama.cpp quantizes
             return
-        stats = self.stats.setdefault(names[0], ChannelStats())
-        stats.add(x)
+        by_group = self.stats.setdefault(names[0], {})
+        by_group.setdefault(self._group(linear, x), ChannelStats()).add(x)
         for other in names[1:]:  # q, k and v of a fused qkv read the same input
-            self.stats[other] = stats
+            self.stats[other] = by_group
 
     def entries(self) -> dict[str, tuple[torch.Tensor, int]]:
         """GGUF name -> (sum of squares per input column, float32; tokens summed), names sorted."""
         out = {}
         for name in sorted(self.stats):
-            s = self.stats[name]
-            assert s.sq_sum is not None
-            out[name] = (s.sq_sum.float().cpu(), s.count)
+            parts = [self.stats[name][g] for g in sorted(self.stats[name])]
+            count = sum(s.count for s in parts)
+            if len(parts) == 1:  # one group: the plain sums, bytes as an unbalanced run gives
+                assert parts[0].sq_sum is not None
+                out[name] = (parts[0].sq_sum.float().cpu(), count)
+                continue
+            mean = sum(s.sq_sum / s.count for s in parts) / len(parts)  # type: ignore[operator]
+            out[name] = ((mean * count).float().cpu(), count)
         return out

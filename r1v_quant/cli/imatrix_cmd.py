@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 import typer
 
-from ..pipelines.imatrix import ImatrixOptions, compute_imatrix
+from ..pipelines.imatrix import BALANCES, ImatrixOptions, compute_imatrix
 from ..write.atomic import check_writable
 from .console import (MODEL_HELP, REVISION_HELP, ComputeDType, err, open_model, print_json,
                       CalibData, CalibMaxTiles, CalibSamples, CalibSeqLen)
@@ -20,6 +21,8 @@ model (blk.N.*, output.weight), the vision tower (v.blk.N.*) and the projector (
 --imatrix FILE` read it.
 """
 
+Balance = Enum("Balance", {b: b for b in BALANCES}, type=str)
+
 
 def imatrix(
     model: str = typer.Argument(None, help=MODEL_HELP, show_default=False),
@@ -30,6 +33,10 @@ def imatrix(
     max_tiles: CalibMaxTiles = 4,
     text_only: bool = typer.Option(False, "--text-only", help="Only the samples without images (what "
                                                               "llama-imatrix measures), for comparison."),
+    balance: Balance = typer.Option("prompts", "--balance",
+                                    help="How the language model's entries weigh the samples: prompts = those "
+                                         "with images and those without count alike (a tile alone is 256 "
+                                         "tokens); tokens = every token alike, as llama-imatrix sums."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
     dtype: ComputeDType = typer.Option("float32", "--dtype", help="Compute dtype."),
     revision: str = typer.Option(None, "--revision", help=REVISION_HELP),
@@ -39,7 +46,7 @@ def imatrix(
     ckpt, _ = open_model(model, revision)
     check_writable(out, force)
     opt = ImatrixOptions(data=data, samples=samples, seq_len=seq_len, max_tiles=max_tiles, text_only=text_only,
-                         device=device, dtype=dtype.value)
+                         balance=balance.value, device=device, dtype=dtype.value)
     with err.status("measuring") as status:
         summary = compute_imatrix(ckpt, out, opt, overwrite=force, progress=lambda m: status.update(f"imatrix: {m}"))
     if as_json:
