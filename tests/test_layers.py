@@ -120,3 +120,18 @@ def test_every_package_is_installed() -> None:
     listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     present = {module_name(p) for p in PACKAGE.rglob("__init__.py")}
     assert present <= listed, sorted(present - listed)
+
+
+def test_no_folder_at_the_root_shadows_an_installed_package() -> None:
+    """``python -m pytest`` and ``python -m r1v_quant`` put the checkout's root first on sys.path, so a
+    root folder with an ``__init__.py`` would be imported in place of an installed package of that
+    name.  ``kernels/`` did: transformers 5.25 requires Hugging Face's ``kernels`` package and imports
+    it, and got ours.  Data folders (installed as ``r1v_quant._kernels``, ``r1v_quant._calib_data``)
+    carry no ``__init__.py``; a folder without one loses to any installed package."""
+    root = PACKAGE.parent
+    packages = sorted(p.parent.name for p in root.glob("*/__init__.py"))
+    assert packages == ["r1v_quant", "tools"], packages  # tools: the data generators, run from a checkout
+    import importlib.util
+
+    spec = importlib.util.find_spec("kernels")  # transformers' dependency, not our C sources
+    assert spec is not None and spec.origin and Path(spec.origin).parent != root / "kernels", spec

@@ -1,1 +1,0 @@
-"""C sources of the CPU kernels (installed as ``r1v_quant._kernels``, compiled on first use)."""
