@@ -37,6 +37,11 @@ MATRICES = {"none": None, "text-only": (True, "prompts"), "multimodal, tokens al
             "multimodal": (False, "prompts")}
 
 
+def slug(kind: str) -> str:
+    """A matrix's name as a file or folder name: "multimodal, tokens alike" -> "multimodal-tokens-alike"."""
+    return kind.replace(", ", "-").replace(" ", "-")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work-dir", type=Path, default=None)
@@ -67,7 +72,7 @@ def main() -> None:
             matrices[kind] = None
             continue
         text_only, balance = how
-        path = work / f"tiny.{kind.replace(', ', '-').replace(' ', '-')}-{samples}x{seq_len}.imatrix.gguf"
+        path = work / f"tiny.{slug(kind)}-{samples}x{seq_len}.imatrix.gguf"
         if not path.is_file():
             compute_imatrix(ckpt, path, ImatrixOptions(samples=texts if text_only else samples, seq_len=seq_len,
                                                        max_tiles=1, text_only=text_only, balance=balance),
@@ -81,7 +86,7 @@ def main() -> None:
     rows = []
     for t in TYPES:
         for kind, m in matrices.items():
-            folder = gguf / kind.replace(", ", "-").replace(" ", "-")
+            folder = gguf / slug(kind)
             llm, _ = export_gguf(ckpt, folder, t, mmproj=False, overwrite=True, imatrix=m)
             r = validate_artifact(llm, ref, ValidateOptions(data=data, thresholds=loose, threads=a.threads,
                                                             runtime="llama.cpp", mmproj=mmproj))

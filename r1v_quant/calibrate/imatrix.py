@@ -30,17 +30,14 @@ from .stats import ChannelStats
 LM_HEAD = "language_model.lm_head"
 
 
-def gguf_names_of(linear: str) -> tuple[str, ...]:
-    """The GGUF tensor name(s) a checkpoint linear becomes (several for a row-split one)."""
+def gguf_names_of(linear: str) -> tuple[str, tuple[str, ...]]:
+    """The GGUF file ("llm" or "mmproj") and tensor name(s) a checkpoint linear becomes (several for a
+    row-split one); ("", ()) for one that becomes no quantized matrix."""
     for file in ("llm", "mmproj"):
         g = gguf_name(linear + ".weight", file)
         if g is not None:
-            return g.names
-    return ()
-
-
-def _in_llm(name: str) -> bool:
-    return not name.startswith(("v.", "mm."))
+            return file, g.names
+    return "", ()
 
 
 class ImatrixCollector:
@@ -50,7 +47,7 @@ class ImatrixCollector:
         self.groups: Sequence[str] | None = None
         self.tokens: Sequence[int] = ()
         self.stats: dict[str, dict[str, ChannelStats]] = {}  # GGUF name -> group ("" unbalanced) -> stats
-        self._names: dict[str, tuple[str, ...]] = {}
+        self._names: dict[str, tuple[str, tuple[str, ...]]] = {}  # linear -> (GGUF file, GGUF names)
         self._calls: dict[str, int] = {}
 
     def balance(self, groups: Sequence[str], tokens: Sequence[int]) -> None:
@@ -61,10 +58,11 @@ class ImatrixCollector:
         self.groups, self.tokens = list(groups), list(tokens)
 
     def _group(self, linear: str, x: torch.Tensor) -> str:
-        if self.groups is None or not _in_llm(self._names[linear][0]):
+        if self.groups is None or self._names[linear][0] != "llm":
             return ""
-        state = self._calls.get(linear, 0) % len(self.groups)
-        self._calls[linear] = self._calls.get(linear, 0) + 1
+        calls = self._calls.get(linear, 0)
+        self._calls[linear] = calls + 1
+        state = calls % len(self.groups)
         rows = x.reshape(-1, x.shape[-1]).shape[0]
         assert rows == self.tokens[state], f"{linear}: state {state} has {self.tokens[state]} tokens, not {rows}"
         return self.groups[state]
@@ -72,7 +70,7 @@ class ImatrixCollector:
     def hook(self, linear: str, x: torch.Tensor) -> None:
         if linear not in self._names:
             self._names[linear] = gguf_names_of(linear)
-        names = self._names[linear]
+        names = self._names[linear][1]
         if not names:  # the embedding lookup, the patch convolution: no matrix product llama.cpp quantizes
             return
         by_group = self.stats.setdefault(names[0], {})
