@@ -1,13 +1,13 @@
 """Benchmark, side by side in one run: r1v-quant ``gguf`` vs llama.cpp's own pipeline, safetensors -> Q4_K_M.
 
-Run:  python bench/bench_gguf.py [--work-dir DIR] [--threads 2] [--type q4_k_m] [--imatrix] [--depth 2 4] [--keep]
+Run:  python bench/bench_gguf.py [--work-dir DIR] [--threads 1 2] [--type q4_k_m] [--imatrix] [--depth 2 4] [--keep]
       python bench/bench_gguf.py --depth-only --depth 4 [--work-dir DIR2]   (the depth check alone)
 
 On a ``slice`` demo checkpoint (the real 38B widths, real vocabulary; default 4 vision + 2 LLM
 layers), both make the language model in ``--type`` and the vision projector (mmproj) in F16:
 
-* r1v-quant: ``export_gguf`` in one fresh process (``threads`` torch threads), both files in
-  one streamed pass each, no intermediate file;
+* r1v-quant: ``export_gguf`` in one fresh process (``threads`` threads, each reading, encoding
+  and writing blocks of rows), both files in one pass each, no intermediate file;
 * llama.cpp (the llama-cpp-python 0.3.36 sdist's ``convert_hf_to_gguf.py`` and its built
   ``llama_model_quantize``): the converter writes a BF16 file (``--outtype bf16``: our quantized
   mixes encode the BF16 values exactly, so that is the input on which the bytes must agree),
@@ -18,9 +18,9 @@ layers), both make the language model in ``--type`` and the vision projector (mm
 token_embd; our ``export_gguf(imatrix=...)``, and ``llama_model_quantize`` given what ``llama-quantize
 --imatrix`` gives it), so the importance-weighted searches are what is timed.
 
-The converter has no thread option (numpy, one thread).  On a busy 2-core machine torch with 2
-threads can be many times slower than with 1 (its parallel regions wait for a descheduled thread),
-so pass ``--threads 1`` there; both pipelines always get the same count.
+``--threads 1 2`` (the default) runs the whole comparison at each count, one after the other, and
+prints how much faster each pipeline gets; both pipelines always get the same count.  The
+converter has no thread option (numpy, one thread).
 
 Every step runs in its own fresh process; wall time is the parent's clock around the process
 (interpreter start and imports included), peak RSS the process's VmHWM, CPU time its user + sys.
@@ -241,7 +241,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work-dir", type=Path, default=None, help="checkpoints and outputs (needs ~30 GB)")
     ap.add_argument("--type", default="q4_k_m", help="language-model type; one llama-quantize makes (default q4_k_m)")
-    ap.add_argument("--threads", type=int, default=2, help="our torch threads = llama_model_quantize nthread")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                    help="thread counts, each a side-by-side run (ours = llama_model_quantize nthread); default 1 2")
     ap.add_argument("--vision-layers", type=int, default=4, help="llama.cpp's converter needs >= 4 (mlp1 mapping)")
     ap.add_argument("--llm-layers", type=int, default=2)
     ap.add_argument("--depth", type=int, nargs="*", default=[2, 4],
@@ -279,79 +280,86 @@ def main() -> None:
         return
     model = model_dir(args.llm_layers)
     build(model, args.preset, args.vision_layers, args.llm_layers, work)
-    ref_dir, ours_dir, inter_dir = work / "llama-cpp", work / "ours", work / "intermediate"
-    for d in (ref_dir, ours_dir, inter_dir):
-        shutil.rmtree(d, ignore_errors=True)
-        d.mkdir()
-
-    # llama.cpp: converter -> BF16, llama_model_quantize -> TYPE; converter --mmproj -> F16
-    steps = {}
     imatrix = ""
     if args.imatrix:
         imatrix = str(work / "bench.imatrix.gguf")
         synthetic_imatrix(model, args.type, Path(imatrix))
+    ckpt_bytes = sum(p.stat().st_size for p in model.glob("*.safetensors"))
+    print(f"\n{model.name}: {args.vision_layers} vision + {args.llm_layers} LLM layers at {args.preset} widths, "
+          f"{gb(ckpt_bytes)} GB BF16; --type {args.type}{' --imatrix (synthetic)' if args.imatrix else ''}, "
+          f"mmproj F16; threads {' then '.join(map(str, args.threads))}; {os.cpu_count()} CPUs, "
+          f"load average {load_start[0]:.2f} at start; page cache warm")
+    runs = {n: side_by_side(args, n, work, model, imatrix) for n in args.threads}
+
+    print("\n| threads | r1v-quant wall s / CPU s | llama.cpp wall s / CPU s (convert + quantize + mmproj) "
+          "| ratio wall / CPU | peak RSS MB ours / llama.cpp | files identical |")
+    print("|---|---|---|---|---|---|")
+    for n, (r, steps, same) in runs.items():
+        ll_wall, ll_cpu = sum(s["wall_s"] for s in steps.values()), sum(s["cpu_s"] for s in steps.values())
+        parts = " + ".join(f"{s['wall_s']:.1f}" for s in steps.values())
+        print(f"| {n} | {r['wall_s']:.1f} / {r['cpu_s']:.1f} | {ll_wall:.1f} / {ll_cpu:.1f} ({parts}) "
+              f"| {r['wall_s'] / ll_wall:.2f}x / {r['cpu_s'] / ll_cpu:.2f}x "
+              f"| {r['peak_rss_mb']:.0f} / {max(s['peak_rss_mb'] for s in steps.values()):.0f} | {same} |")
+    if len(runs) > 1:
+        (a, (ra, sa, _)), (b, (rb, sb, _)) = list(runs.items())[0], list(runs.items())[-1]
+        ll = sum(s["wall_s"] for s in sa.values()) / sum(s["wall_s"] for s in sb.values())
+        print(f"\n{a} -> {b} threads, wall time: r1v-quant {ra['wall_s'] / rb['wall_s']:.2f}x faster, "
+              f"llama.cpp's pipeline {ll:.2f}x (its converter has no thread option)")
+
+    last = runs[args.threads[-1]][0]
+    depth(args, work, model_dir, last, ckpt_bytes, gguf_name_of(Path(last["files"][0])))
+    if not args.keep:
+        for d in (model, work / "ours"):
+            shutil.rmtree(d, ignore_errors=True)
+        if temp_work:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def side_by_side(args: argparse.Namespace, threads: int, work: Path, model: Path, imatrix: str
+                 ) -> tuple[dict, dict[str, dict], str]:
+    """llama.cpp's pipeline, then ours, at ``threads``; prints each step and compares the files.
+    Returns our figures, llama.cpp's steps' figures and whether the files are identical."""
+    from r1v_quant.formats.gguf_mix import FILE_TYPES
+
+    ft = FILE_TYPES[args.type]
+    ref_dir, ours_dir, inter_dir = work / "llama-cpp", work / "ours", work / "intermediate"
+    for d in (ref_dir, ours_dir, inter_dir):
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir()
+    # llama.cpp: converter -> BF16, llama_model_quantize -> TYPE; converter --mmproj -> F16
+    steps = {}
     bf16 = inter_dir / "llm-bf16.gguf"
     ref_llm, ref_mm = ref_dir / f"llm-{args.type}.gguf", ref_dir / "mmproj-f16.gguf"
     steps["convert_hf_to_gguf.py --outtype bf16"] = converter(args.sdist, work, model, bf16, "bf16", False)
     inter_bytes = bf16.stat().st_size
-    steps[f"llama_model_quantize {args.type} (nthread {args.threads})"] = run_child(
-        "quantize", work, str(bf16), str(ref_llm), str(int(ft.llama_ftype)), str(args.threads), imatrix,
+    steps[f"llama_model_quantize {args.type} (nthread {threads})"] = run_child(
+        "quantize", work, str(bf16), str(ref_llm), str(int(ft.llama_ftype)), str(threads), imatrix,
         log=work / "llama-cpp.log")
-    if not args.keep:
-        bf16.unlink()
+    bf16.unlink()
     steps["convert_hf_to_gguf.py --mmproj --outtype f16"] = converter(args.sdist, work, model, ref_mm, "f16", True)
     name = gguf_name_of(ref_llm)  # the converter's guess, so that general.name agrees
 
     # ours: one process, both files
-    r = run_child("export", work, str(model), str(ours_dir), args.type, "f16", name, str(args.threads), imatrix,
+    r = run_child("export", work, str(model), str(ours_dir), args.type, "f16", name, str(threads), imatrix,
                   log=work / "ours.log")
     ours_llm, ours_mm = (Path(p) for p in r["files"])
     cmp_llm, cmp_mm = compare(ours_llm, ref_llm), compare(ours_mm, ref_mm)
 
-    ckpt_bytes = sum(p.stat().st_size for p in model.glob("*.safetensors"))
-    print(f"\n{model.name}: {args.vision_layers} vision + {args.llm_layers} LLM layers at {args.preset} widths, "
-          f"{gb(ckpt_bytes)} GB BF16; --type {args.type}{' --imatrix (synthetic)' if args.imatrix else ''}, "
-          f"mmproj F16; {args.threads} threads; "
-          f"{os.cpu_count()} CPUs, load average {load_start[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end; "
-          "page cache warm")
-    print("\nllama.cpp steps:")
+    print(f"\n{threads} thread(s), llama.cpp steps (intermediate BF16 file {gb(inter_bytes)} GB):")
     for label, s in steps.items():
         print(f"  {label:<46} wall {s['wall_s']:7.1f} s  CPU {s['cpu_s']:7.1f} s  peak RSS {s['peak_rss_mb']:6.0f} MB"
               f"  load {s['load'][0]:.1f}->{s['load'][1]:.1f}")
     print(f"  {'r1v-quant export_gguf (both files)':<46} wall {r['wall_s']:7.1f} s  CPU {r['cpu_s']:7.1f} s  "
           f"peak RSS {r['peak_rss_mb']:6.0f} MB  load {r['load'][0]:.1f}->{r['load'][1]:.1f}")
     for label, c in (("LLM", cmp_llm), ("mmproj", cmp_mm)):
-        if c["meta_diff"]:
-            print(f"  {label} metadata keys that differ: {', '.join(c['meta_diff'])}")
-
-    def ident(c: dict) -> str:
         ok = c["same_infos"] and c["same_data"] == c["tensors"] == c["ref_tensors"]
-        return f"{'yes' if ok else 'no'} ({c['same_data']} of {c['ref_tensors']})"
-
-    ll_wall = sum(s["wall_s"] for s in steps.values())
-    ll_cpu = sum(s["cpu_s"] for s in steps.values())
-    ll_rss = max(s["peak_rss_mb"] for s in steps.values())
-    out_ours = ours_llm.stat().st_size + ours_mm.stat().st_size
-    out_ref = ref_llm.stat().st_size + ref_mm.stat().st_size
-    print("\n| pipeline | processes | wall s | CPU s | peak RSS MB | intermediate disk GB | output GB (LLM + mmproj) "
-          "| LLM tensors identical | mmproj tensors identical | files identical |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    flag = " --imatrix FILE" if args.imatrix else ""
-    print(f"| r1v-quant `gguf --type {args.type}{flag} --threads {args.threads}` | 1 | {r['wall_s']:.1f} | {r['cpu_s']:.1f} "
-          f"| {r['peak_rss_mb']:.0f} | 0 | {gb(out_ours)} | {ident(cmp_llm)} | {ident(cmp_mm)} "
-          f"| {'yes' if cmp_llm['same_file'] and cmp_mm['same_file'] else 'no'} |")
-    print(f"| llama.cpp: convert (BF16) + llama_model_quantize (nthread {args.threads}{', imatrix' if args.imatrix else ''})"
-          " + convert --mmproj (F16) "
-          f"| {len(steps)} | {ll_wall:.1f} | {ll_cpu:.1f} | {ll_rss:.0f} | {gb(inter_bytes)} | {gb(out_ref)} "
-          f"| (reference) | (reference) | (reference) |")
-    print(f"\nr1v-quant / llama.cpp: {r['wall_s'] / ll_wall:.2f}x the wall time, {r['cpu_s'] / ll_cpu:.2f}x the CPU time")
-
-    depth(args, work, model_dir, r, ckpt_bytes, name)
+        print(f"  {label}: tensors identical {'yes' if ok else 'NO'} ({c['same_data']} of {c['ref_tensors']})"
+              f"{'; metadata keys that differ: ' + ', '.join(c['meta_diff']) if c['meta_diff'] else ''}")
+    same = "yes" if cmp_llm["same_file"] and cmp_mm["same_file"] else "no"
     if not args.keep:
-        for d in (ref_dir, ours_dir, inter_dir, model):
+        for d in (ref_dir, inter_dir):
             shutil.rmtree(d, ignore_errors=True)
-        if temp_work:
-            shutil.rmtree(work, ignore_errors=True)
+    return r, steps, same
 
 
 def depth(args: argparse.Namespace, work: Path, model_dir, r: dict | None, ckpt_bytes: int | None, name: str) -> None:
@@ -365,14 +373,14 @@ def depth(args: argparse.Namespace, work: Path, model_dir, r: dict | None, ckpt_
         build(m, args.preset, args.vision_layers, n, work)
         d_out = work / f"ours-depth-{n}"
         shutil.rmtree(d_out, ignore_errors=True)
-        rd = run_child("export", work, str(m), str(d_out), args.type, "f16", name, str(args.threads),
+        rd = run_child("export", work, str(m), str(d_out), args.type, "f16", name, str(args.threads[-1]),
                        log=work / "ours.log")
         depth_rows.append((n, rd, sum(p.stat().st_size for p in m.glob("*.safetensors"))))
         if not args.keep:
             shutil.rmtree(d_out)
             shutil.rmtree(m)
     if depth_rows:
-        print(f"\nDepth (ours, --type {args.type} + F16 mmproj, {args.threads} threads, {args.vision_layers} vision "
+        print(f"\nDepth (ours, --type {args.type} + F16 mmproj, {args.threads[-1]} threads, {args.vision_layers} vision "
               f"layers{'; the ' + str(args.llm_layers) + '-layer row is the side-by-side run' if r else ''}):\n")
         print("| LLM layers | checkpoint GB | wall s | largest tensor MB | RSS after imports MB | peak RSS MB "
               "| peak / largest tensor |")

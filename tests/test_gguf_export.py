@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import errno
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import gguf
@@ -352,26 +354,64 @@ def test_export_is_deterministic(tiny_ckpt: Path, tmp_path: Path) -> None:
         assert x.name == y.name and x.read_bytes() == y.read_bytes()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("file_type,mmproj_type", [("iq4_xs", "q8_0"), ("q4_0", "f16"), ("q3_k_m", "f32")])
+def test_threads_and_blocks_of_rows_do_not_change_the_bytes(file_type: str, mmproj_type: str, tiny_ckpt: Path,
+                                                             tiny_imatrix: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The export encodes blocks of rows on its threads and writes each at its place.  With small
+    blocks (rows cut at odd places; in the mmproj a few hundred values, so each of a fused qkv's
+    parts spans several blocks) on 3 threads, the files are those of one thread and whole tensors
+    (which the tests above prove equal to llama.cpp's), with an importance matrix and the rolled
+    position table too."""
+    import r1v_quant.pipelines.gguf as pipeline
+    from r1v_quant.read.imatrix_file import load_imatrix
+
+    ckpt, im = open_checkpoint(tiny_ckpt), load_imatrix(tiny_imatrix)
+    whole = export_gguf(ckpt, tmp_path / "whole", file_type, mmproj_type, imatrix=im, roll_position_embd=True)
+    plan = plan_export(ckpt, tmp_path / "plan", file_type, mmproj_type)
+    before = torch.get_num_threads()
+    # the LLM's 152064-row tensors in ~300 blocks each (tiny values per block would take minutes)
+    for kind, values in (("llm", 1 << 17), ("mmproj", 700)):
+        blocks = list(pipeline._blocks(getattr(plan, kind), values, True))
+        assert len({b.tensor.gguf_name for b in blocks if b.first > 0}) >= 3 and len(blocks) > len(getattr(plan, kind).tensors)
+        monkeypatch.setattr(pipeline, "BLOCK_VALUES", values)
+        cut = export_gguf(ckpt, tmp_path / kind, file_type, mmproj_type, imatrix=im, roll_position_embd=True,
+                          threads=3, llm=kind == "llm", mmproj=kind == "mmproj")
+        got = cut[0] if kind == "llm" else cut[1]
+        want = whole[0] if kind == "llm" else whole[1]
+        assert got.name == want.name and got.read_bytes() == want.read_bytes()
+    assert torch.get_num_threads() == before  # the workers' setting does not leak out
+
+
 @pytest.mark.parametrize("victim,file_type", [
     ("language_model.model.layers.1.mlp.up_proj.weight", "q8_0"),  # encoded
     ("language_model.model.layers.0.input_layernorm.weight", "f16"),  # kept F32
     ("vision_model.encoder.layers.2.attn.qkv.weight", "f16"),  # split into q, k, v; fails in the second file
 ])
-def test_nan_weight_is_an_input_error_naming_the_tensor(victim: str, file_type: str, tiny_ckpt: Path,
-                                                        tmp_path: Path) -> None:
-    ckpt = open_checkpoint(tiny_ckpt)
-    read = ckpt.read_tensor
+@pytest.mark.parametrize("threads", [1, 3])
+def test_nan_weight_is_an_input_error_naming_the_tensor(victim: str, file_type: str, threads: int, tiny_ckpt: Path,
+                                                        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One NaN near the end of the victim (the last part of a split tensor); with 3 threads and small
+    blocks, later blocks are in flight when it is met, and the same error is raised."""
+    import r1v_quant.pipelines.gguf as pipeline
 
-    def poisoned(name: str) -> torch.Tensor:
-        t = read(name)
-        if name == victim:
+    if threads > 1:
+        monkeypatch.setattr(pipeline, "BLOCK_VALUES", 1 << 15)
+    ckpt = open_checkpoint(tiny_ckpt)
+    read = ckpt.read_rows
+    rows = ckpt.info(victim).shape[0]
+
+    def poisoned(name: str, start: int, stop: int, into: torch.Tensor | None = None) -> torch.Tensor:
+        t = read(name, start, stop, into=into)
+        if name == victim and start <= rows - 1 < stop:
             t = t.clone()
-            t.view(-1)[t.numel() - 3] = float("nan")  # the last part of a split tensor
+            t.view(-1)[t.numel() - 3] = float("nan")
         return t
 
-    ckpt.read_tensor = poisoned
+    ckpt.read_rows = poisoned
     with pytest.raises(InputError, match=rf"{victim}.*(nan|non-finite)") as e:
-        export_gguf(ckpt, tmp_path, file_type, "f16")
+        export_gguf(ckpt, tmp_path, file_type, "f16", threads=threads)
     assert "\n" not in str(e.value)
     assert list(tmp_path.iterdir()) == []  # the finished language model went too
 
@@ -395,7 +435,8 @@ def test_tower_whose_norm_llama_cpp_would_get_wrong_is_refused(tiny_rms_ckpt: Pa
 
 
 @pytest.mark.parametrize("stop_in", ["llm", "mmproj"])
-def test_interrupted_export_leaves_nothing(stop_in: str, tiny_ckpt: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("threads", [1, 2])
+def test_interrupted_export_leaves_nothing(stop_in: str, threads: int, tiny_ckpt: Path, tmp_path: Path) -> None:
     ckpt = open_checkpoint(tiny_ckpt)
     seen = []
 
@@ -405,8 +446,37 @@ def test_interrupted_export_leaves_nothing(stop_in: str, tiny_ckpt: Path, tmp_pa
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        export_gguf(ckpt, tmp_path / "out", "f16", "f16", progress=progress)
+        export_gguf(ckpt, tmp_path / "out", "f16", "f16", progress=progress, threads=threads)
     assert not (tmp_path / "out").exists()  # no partial file, no half of the pair, no empty folder
+    assert not [t for t in threading.enumerate() if t.name.startswith("r1v-gguf")]  # no worker left writing
+
+
+@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EOPNOTSUPP])
+def test_each_file_is_reserved_whole_before_any_encoding(err: int, tiny_ckpt: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer claims each file's planned size first: a full disk is one line before any tensor
+    is encoded, with nothing left; a file system that cannot reserve gets the same bytes anyway."""
+    import r1v_quant.write.gguf.writer as writer
+
+    ckpt = open_checkpoint(tiny_ckpt)
+    want = export_gguf(ckpt, tmp_path / "want", "q4_k_m", "f16")
+    asked, encoded = [], []
+
+    def cannot(fd: int, offset: int, size: int) -> None:
+        asked.append((offset, size))
+        raise OSError(err, os.strerror(err))
+
+    monkeypatch.setattr(writer.os, "posix_fallocate", cannot)
+    progress = lambda kind, name, nbytes: encoded.append(name)  # noqa: E731
+    if err == errno.ENOSPC:
+        with pytest.raises(OutputError, match="disk full") as e:
+            export_gguf(ckpt, tmp_path / "full", "q4_k_m", "f16", progress=progress)
+        assert "\n" not in str(e.value) and not (tmp_path / "full").exists() and encoded == []
+        assert asked == [(0, want[0].stat().st_size)]
+    else:
+        got = export_gguf(ckpt, tmp_path / "got", "q4_k_m", "f16", progress=progress)
+        assert [a.read_bytes() == b.read_bytes() for a, b in zip(want, got)] == [True, True]
+        assert asked == [(0, want[0].stat().st_size), (0, want[1].stat().st_size)]
 
 
 def test_existing_output_needs_overwrite(tiny_ckpt: Path, tmp_path: Path) -> None:

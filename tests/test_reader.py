@@ -103,3 +103,25 @@ def test_rms_variant_has_qk_norm_and_no_biases(tiny_rms_ckpt: Path) -> None:
     assert {p + "attn.q_norm.weight", p + "attn.k_norm.weight", p + "ls1", p + "ls2"} <= names
     assert p + "attn.qkv.bias" not in names and p + "norm1.bias" not in names
     assert ckpt.config.vision.norm_type == "rms_norm" and ckpt.config.vision.qk_normalization
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_all_finite_finds_any_nan_or_infinity(dtype: torch.dtype) -> None:
+    """``all_finite`` (min and max, no mask) is the check every weight passes through: it must see
+    one bad value anywhere, in strided views too, and accept finite extremes."""
+    from r1v_quant.read.finite import all_finite
+
+    g = torch.Generator().manual_seed(3)
+    for n in (1, 5, 4097, 300_000):
+        x = (torch.randn(n, generator=g) * 0.02).to(dtype)
+        assert all_finite(x)
+        for bad in (float("nan"), float("inf"), float("-inf")):
+            for pos in sorted({0, n // 3, n - 1}):
+                y = x.clone()
+                y[pos] = bad
+                assert not all_finite(y) and not all_finite(y.reshape(1, -1)[:, pos:])
+    big = torch.tensor([torch.finfo(dtype).max, -torch.finfo(dtype).max, 0.0], dtype=dtype)
+    assert all_finite(big) and all_finite(torch.empty(0, dtype=dtype)) and all_finite(torch.arange(3))
+    m = torch.zeros(64, 64, dtype=dtype)
+    m[5, 7] = float("nan")
+    assert not all_finite(m.t()) and all_finite(m[:, ::8][:, 1:])  # column 7 is not in the second view

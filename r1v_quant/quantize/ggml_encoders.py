@@ -19,12 +19,12 @@ f16/bf16/Q8_0 (no importance variant: the matrix is ignored, here too).
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import gguf
 import torch
 
 from ..errors import InputError
+from ..read.finite import all_finite
 from .ggml import iquants, kquants, legacy
 from .ggml.emulation import div, fp32_to_bf16_bits, fp32_to_fp16_bits, seq_sum
 
@@ -137,9 +137,9 @@ def quantize(
     ``n_per_row`` finite values >= 0.  Non-float32 input is converted to float32 first.
 
     On CPU the K-quants' scale searches run in C (``ggml/native.py``); the rest is a few hundred
-    medium-sized element-wise ops per chunk.  With torch's intra-op thread count above 1, chunks
-    are encoded side by side on that many threads, each with one intra-op thread (see
-    ``_encode_in_threads``); the bytes are the same for any thread count.
+    medium-sized element-wise ops per chunk, one chunk after the other.  Rows are encoded each on
+    their own, so a caller may encode blocks of rows side by side and join the bytes (the GGUF
+    export does, on its threads).
     """
     qtype = qtype.lower()
     if qtype not in _PLAIN:
@@ -182,8 +182,8 @@ def quantize(
         r0, r1 = first // per_row, (last - 1) // per_row + 1
         rows_here = data[r0:r1].reshape(-1, block)  # copies only these rows if not contiguous
         chunk = rows_here[first - r0 * per_row : last - r0 * per_row].to(torch.float32)
-        finite = torch.isfinite(chunk)
-        if not bool(finite.all()):
+        if not all_finite(chunk):
+            finite = torch.isfinite(chunk)
             offset = first * block + int((~finite).flatten().nonzero()[0])
             bad = chunk.flatten()[offset - first * block].item()
             raise InputError(
@@ -202,34 +202,6 @@ def quantize(
                 encoded = _ROW_WEIGHTED[qtype](chunk, qw, sigma2[index // per_row])
         out[first * nbytes : last * nbytes] = encoded.reshape(-1)
 
-    starts = range(0, nblocks, step)
-    threads = torch.get_num_threads() if data.device.type == "cpu" else 1
-    if threads <= 1 or len(starts) == 1:
-        for first in starts:
-            encode(first)
-    else:
-        _encode_in_threads(encode, starts, threads)
+    for first in range(0, nblocks, step):
+        encode(first)
     return out
-
-
-def _encode_in_threads(encode: Callable[[int], None], starts: range, threads: int) -> None:
-    """Chunks side by side on ``threads`` threads, each running torch with one intra-op thread.
-
-    Why not torch's own threads: a chunk is a few hundred element-wise ops on ~1 MB tensors, too
-    small for an intra-op parallel region to pay (measured on a 2-core box, Q4_K with importance,
-    4096 x 5120: 1.15 s with 1 intra-op thread, 1.18 s with 2), while whole chunks are independent
-    and the ops and C searches release the GIL (same tensor, 2 chunk threads: 0.55 s against 1.00 s
-    with 1).  Each chunk writes its own slice of the output, so the bytes do
-    not depend on the thread count.  Chunks are waited for in order: the first bad chunk's error
-    is the one raised, as in the serial loop."""
-    # set_num_threads(1) in each worker: its own intra-op setting (and no split of the C searches)
-    with ThreadPoolExecutor(min(threads, len(starts)), thread_name_prefix="r1v-encode",
-                            initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        futures = [pool.submit(encode, first) for first in starts]
-        try:
-            for f in futures:
-                f.result()
-        finally:
-            for f in futures:
-                f.cancel()
-            torch.set_num_threads(threads)  # the workers set the process default; give it back

@@ -7,6 +7,7 @@ import torch
 from gguf import GGMLQuantizationType
 
 from ..errors import InputError
+from ..read.finite import all_finite
 from .ggml_encoders import quantize
 
 
@@ -22,8 +23,8 @@ def encode_tensor(x: torch.Tensor, qtype: GGMLQuantizationType, where: str, devi
     ``importance``: the per-column weights of an importance matrix, for the types that use one."""
     if qtype == GGMLQuantizationType.F32:
         x = x.to(torch.float32)
-        finite = torch.isfinite(x)
-        if not bool(finite.all()):
+        if not all_finite(x):
+            finite = torch.isfinite(x)
             pos = int((~finite).flatten().nonzero()[0])
             raise InputError(f"tensor '{where}': value {x.flatten()[pos].item()} at flat index {pos}; "
                              "cannot export a non-finite weight")

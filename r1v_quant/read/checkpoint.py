@@ -82,12 +82,14 @@ class Checkpoint:
         check_finite(shard.path, name, t)
         return t
 
-    def read_rows(self, name: str, start: int, stop: int) -> torch.Tensor:
-        """Rows ``start:stop`` of a tensor (a big tensor read in blocks is never in memory whole)."""
+    def read_rows(self, name: str, start: int, stop: int, into: torch.Tensor | None = None) -> torch.Tensor:
+        """Rows ``start:stop`` of a tensor (a big tensor read in blocks is never in memory whole);
+        ``into``: a uint8 buffer to read into when it is long enough (the result is a view of it),
+        which spares a reader of many blocks the page faults of fresh memory for each."""
         if name not in self._where:
             raise InputError(f"{self.dir}: tensor '{name}' not in checkpoint")
         shard = self.shards[self._where[name]]
-        t = shard.read_rows(name, start, stop)
+        t = shard.read_rows(name, start, stop, into=into)
         check_finite(shard.path, name, t, first_row=start)
         return t
 

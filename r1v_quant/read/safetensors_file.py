@@ -126,8 +126,10 @@ class SafetensorsFile:
         info = self.tensors[name]
         return self.read_rows(name, 0, info.shape[0] if info.shape else 1, fd).reshape(info.shape)
 
-    def read_rows(self, name: str, start: int, stop: int, fd: int | None = None) -> torch.Tensor:
-        """Rows ``start:stop`` (along the first dimension) of one tensor, into fresh memory."""
+    def read_rows(self, name: str, start: int, stop: int, fd: int | None = None,
+                  into: torch.Tensor | None = None) -> torch.Tensor:
+        """Rows ``start:stop`` (along the first dimension) of one tensor, into fresh memory, or into
+        the front of ``into`` (a uint8 tensor at least that long; the result is a view of it)."""
         info = self.tensors[name]
         if info.dtype not in READ_DTYPES:
             raise self._fail(f"tensor '{name}' has unsupported dtype {info.dtype}")
@@ -136,7 +138,10 @@ class SafetensorsFile:
         start, stop = max(0, start), min(stop, rows)
         row_bytes = info.nbytes // rows if rows else 0
         nbytes = (stop - start) * row_bytes
-        buf = torch.empty(nbytes, dtype=torch.uint8)
+        if into is not None and into.dtype == torch.uint8 and into.is_contiguous() and into.numel() >= nbytes:
+            buf = into[:nbytes]
+        else:
+            buf = torch.empty(nbytes, dtype=torch.uint8)
         view = memoryview(buf.numpy())
         own = fd is None
         if own:

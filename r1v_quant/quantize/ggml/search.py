@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ...read.finite import all_finite
 from . import native
 from .emulation import (
     GROUP_MAX_EPS,
@@ -84,7 +85,7 @@ def make_qx(x: torch.Tensor, nmax: int, weights: torch.Tensor | None = None):
     # For finite x every value a trial rounds is |fl(c/max) * x| <= ~|c| <= nmax + 1 (|x| <= |max|,
     # and |max| >= GROUP_MAX_EPS keeps c/max finite), so plain rounding is exact.  Non-finite x
     # (scales that overflowed) take the exact emulation.
-    fast = bool(torch.isfinite(x).all())
+    fast = all_finite(x)
     mx = torch.where(zero, torch.ones_like(mx), mx)  # zero groups are discarded: keep them finite
     f32 = np.float32
     # iscale = -nmax/max, then -(nmax + 0.1f*is)/max for is = -9..9, is != 0

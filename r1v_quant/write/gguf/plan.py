@@ -55,16 +55,29 @@ class PlannedTensor:
         part = f" (part {self.part + 1} of {self.parts})" if self.parts > 1 else ""
         return f"{self.source}{part} -> {self.gguf_name}"
 
-    def select(self, source: torch.Tensor, roll_position_embd: bool) -> torch.Tensor:
-        """This tensor's values out of its source tensor: its row-wise part; the position table
-        rolled when asked (see :mod:`.compat`)."""
-        x = source
-        if self.parts > 1:
-            rows = x.shape[0] // self.parts
-            x = x[self.part * rows:(self.part + 1) * rows]
-        if roll_position_embd and self.gguf_name == POSITION_TABLE:
-            x = roll_position_rows(x)
-        return x
+    @property
+    def rows(self) -> int:
+        """Length of its first dimension: the unit that its values and bytes are split along."""
+        return self.shape[0] if self.shape else 1
+
+    def source_rows(self, first: int = 0, stop: int | None = None) -> tuple[int, int]:
+        """Where its rows ``first:stop`` lie in the source tensor (a fused qkv holds the parts
+        one after the other)."""
+        base = self.part * self.rows
+        return base + first, base + (self.rows if stop is None else stop)
+
+    def splits(self, roll_position_embd: bool) -> bool:
+        """Whether it may be encoded a block of rows at a time: a ggml row never straddles its
+        first dimension's rows when it has two or more; the rolled table is rolled whole."""
+        return len(self.shape) >= 2 and not self.rolls(roll_position_embd)
+
+    def rolls(self, roll_position_embd: bool) -> bool:
+        return roll_position_embd and self.gguf_name == POSITION_TABLE
+
+    def finish_values(self, x: torch.Tensor, roll_position_embd: bool) -> torch.Tensor:
+        """The values as stored, from its rows as read: the position table rolled when asked
+        (see :mod:`.compat`)."""
+        return roll_position_rows(x) if self.rolls(roll_position_embd) else x
 
 
 @dataclass
