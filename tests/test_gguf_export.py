@@ -451,6 +451,24 @@ def test_interrupted_export_leaves_nothing(stop_in: str, threads: int, tiny_ckpt
     assert not [t for t in threading.enumerate() if t.name.startswith("r1v-gguf")]  # no worker left writing
 
 
+def test_a_tensor_missing_a_block_is_never_finished(tiny_ckpt: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file is written at offsets, so a block that never ran would leave zeros, not a short file:
+    the writer counts each tensor's bytes and refuses to finish one that is not whole."""
+    import r1v_quant.pipelines.gguf as pipeline
+
+    blocks = pipeline._blocks
+
+    def one_lost(plan, values, roll):
+        got = list(blocks(plan, 1 << 16, roll))
+        return [b for b in got if not (b.tensor.gguf_name == "token_embd.weight" and b.first > 0 and not b.last)]
+
+    monkeypatch.setattr(pipeline, "_blocks", one_lost)
+    with pytest.raises(AssertionError, match=r"token_embd.weight: \d+ of its \d+ bytes written"):
+        export_gguf(open_checkpoint(tiny_ckpt), tmp_path / "out", "q8_0", mmproj=False, threads=2)
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("err", [errno.ENOSPC, errno.EOPNOTSUPP])
 def test_each_file_is_reserved_whole_before_any_encoding(err: int, tiny_ckpt: Path, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,7 +24,8 @@ MmprojTypeName = Enum("MmprojTypeName", {t: t for t in MMPROJ_TYPES}, type=str)
 TYPES_HELP = """\
 Write the language model (<Name>-<TYPE>.gguf, qwen2) and the vision tower and projector (mmproj-<Name>-<MMTYPE>.gguf, \
 clip/internvl) as llama.cpp's own pipeline would (convert_hf_to_gguf.py, then llama-quantize): same tensors, types, \
-metadata and bytes. Each file is written in one streamed pass, one tensor in memory at a time.
+metadata and bytes. Each file is written in one pass, blocks of rows read, encoded and written \
+side by side on --threads, a few blocks in memory at a time.
 
 \b
 --type, the language model (norms and biases always stay F32):
@@ -107,8 +108,8 @@ def gguf(
     imatrix_samples: int = typer.Option(128, "--imatrix-samples", min=1,
                                         help="Calibration samples for --imatrix auto."),
     threads: int = typer.Option(1, "--threads", min=0,
-                                help="Threads encoding chunks side by side, the same bytes with any count "
-                                     "(0: torch's default, one per core)."),
+                                help="Threads reading, encoding and writing blocks of rows side by side, the "
+                                     "same bytes with any count (0: torch's default, one per core)."),
     device: str = typer.Option("cpu", "--device", help="Where to encode: cpu, or cuda (the encoders give the same "
                                                        "bytes there)."),
     revision: str = typer.Option(None, "--revision", help=REVISION_HELP),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,6 +63,8 @@ class GGUFData:
             self.offsets[t.gguf_name] = start
             start += GGUFWriter.ggml_pad(t.nbytes, self.alignment)
         self.size = start
+        self._written: Counter[str] = Counter()  # bytes put, per tensor: a tensor is finished only when whole
+        self._lock = threading.Lock()
         self.fd = os.open(path, os.O_WRONLY)
         _reserve(self.fd, self.size)
         _pwrite_all(self.fd, memoryview(bytes(GGUFWriter.ggml_pad(header, self.alignment) - header)), header)
@@ -71,9 +75,13 @@ class GGUFData:
         if at < 0 or at + len(view) > t.nbytes:
             raise AssertionError(f"{t.gguf_name}: {len(view)} bytes at {at} do not fit its {t.nbytes}")
         _pwrite_all(self.fd, view, self.offsets[t.gguf_name] + at)
+        with self._lock:
+            self._written[t.gguf_name] += len(view)
 
     def finish(self, t: PlannedTensor) -> None:
-        """The zeros after ``t``'s bytes, up to the alignment."""
+        """The zeros after ``t``'s bytes, up to the alignment, once all its bytes are put."""
+        if self._written[t.gguf_name] != t.nbytes:
+            raise AssertionError(f"{t.gguf_name}: {self._written[t.gguf_name]} of its {t.nbytes} bytes written")
         pad = GGUFWriter.ggml_pad(t.nbytes, self.alignment) - t.nbytes
         _pwrite_all(self.fd, memoryview(bytes(pad)), self.offsets[t.gguf_name] + t.nbytes)
 
