@@ -335,7 +335,8 @@ def side_by_side(args: argparse.Namespace, threads: int, work: Path, model: Path
     steps[f"llama_model_quantize {args.type} (nthread {threads})"] = run_child(
         "quantize", work, str(bf16), str(ref_llm), str(int(ft.llama_ftype)), str(threads), imatrix,
         log=work / "llama-cpp.log")
-    bf16.unlink()
+    if not args.keep:
+        bf16.unlink()
     steps["convert_hf_to_gguf.py --mmproj --outtype f16"] = converter(args.sdist, work, model, ref_mm, "f16", True)
     name = gguf_name_of(ref_llm)  # the converter's guess, so that general.name agrees
 

@@ -96,9 +96,8 @@ class _Encoder:
     def __call__(self, b: _Block) -> None:
         t = b.tensor
         first, stop = t.source_rows(b.first, b.stop)
-        info = self.ckpt.info(t.source)
-        row_bytes = info.nbytes // (info.shape[0] if info.shape else 1)
-        x = self.ckpt.read_rows(t.source, first, stop, into=self._buffer((stop - first) * row_bytes))
+        x = self.ckpt.read_rows(t.source, first, stop,
+                                into=self._buffer((stop - first) * self.ckpt.info(t.source).row_nbytes))
         x = t.finish_values(x.reshape(b.stop - b.first, *t.shape[1:]), self.roll)
         importance = self.imatrix.importance(t.gguf_name) if self.imatrix is not None else None
         try:
@@ -131,17 +130,19 @@ def _encode_all(plan: FilePlan, encode: _Encoder, out: GGUFData, threads: int, v
     pool = ThreadPoolExecutor(threads, thread_name_prefix="r1v-gguf", initializer=torch.set_num_threads,
                               initargs=(1,))
     pending: deque[tuple[_Block, Future[None]]] = deque()
+
+    def take_oldest() -> None:
+        b, future = pending.popleft()
+        future.result()
+        done(b)
+
     try:
         for b in blocks:
             pending.append((b, pool.submit(encode, b)))
             while len(pending) > 2 * threads or (pending and pending[0][1].done()):
-                first, future = pending.popleft()
-                future.result()
-                done(first)
+                take_oldest()
         while pending:
-            first, future = pending.popleft()
-            future.result()
-            done(first)
+            take_oldest()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # no worker writes once the file is closed
         torch.set_num_threads(threads)  # the workers set the process default; give it back

@@ -57,6 +57,15 @@ class TensorInfo:
         return self.end - self.begin
 
     @property
+    def rows(self) -> int:
+        """Length of the first dimension (1 for a scalar): the unit ``read_rows`` reads in."""
+        return self.shape[0] if self.shape else 1
+
+    @property
+    def row_nbytes(self) -> int:
+        return self.nbytes // self.rows if self.rows else 0
+
+    @property
     def numel(self) -> int:
         n = 1
         for d in self.shape:
@@ -124,7 +133,7 @@ class SafetensorsFile:
     def read(self, name: str, fd: int | None = None) -> torch.Tensor:
         """Read one tensor into fresh memory, in its stored dtype and shape."""
         info = self.tensors[name]
-        return self.read_rows(name, 0, info.shape[0] if info.shape else 1, fd).reshape(info.shape)
+        return self.read_rows(name, 0, info.rows, fd).reshape(info.shape)
 
     def read_rows(self, name: str, start: int, stop: int, fd: int | None = None,
                   into: torch.Tensor | None = None) -> torch.Tensor:
@@ -134,9 +143,8 @@ class SafetensorsFile:
         if info.dtype not in READ_DTYPES:
             raise self._fail(f"tensor '{name}' has unsupported dtype {info.dtype}")
         dtype, _ = READ_DTYPES[info.dtype]
-        rows = info.shape[0] if info.shape else 1
-        start, stop = max(0, start), min(stop, rows)
-        row_bytes = info.nbytes // rows if rows else 0
+        start, stop = max(0, start), min(stop, info.rows)
+        row_bytes = info.row_nbytes
         nbytes = (stop - start) * row_bytes
         if into is not None and into.dtype == torch.uint8 and into.is_contiguous() and into.numel() >= nbytes:
             buf = into[:nbytes]

@@ -60,11 +60,11 @@ class PlannedTensor:
         """Length of its first dimension: the unit that its values and bytes are split along."""
         return self.shape[0] if self.shape else 1
 
-    def source_rows(self, first: int = 0, stop: int | None = None) -> tuple[int, int]:
+    def source_rows(self, first: int, stop: int) -> tuple[int, int]:
         """Where its rows ``first:stop`` lie in the source tensor (a fused qkv holds the parts
         one after the other)."""
         base = self.part * self.rows
-        return base + first, base + (self.rows if stop is None else stop)
+        return base + first, base + stop
 
     def splits(self, roll_position_embd: bool) -> bool:
         """Whether it may be encoded a block of rows at a time: a ggml row never straddles its

@@ -57,7 +57,7 @@ class GGUFData:
             w.close()
         self.alignment = w.data_alignment
         header = path.stat().st_size
-        start = GGUFWriter.ggml_pad(header, self.alignment)
+        data_start = start = GGUFWriter.ggml_pad(header, self.alignment)
         self.offsets: dict[str, int] = {}
         for t in plan.tensors:
             self.offsets[t.gguf_name] = start
@@ -67,7 +67,7 @@ class GGUFData:
         self._lock = threading.Lock()
         self.fd = os.open(path, os.O_WRONLY)
         _reserve(self.fd, self.size)
-        _pwrite_all(self.fd, memoryview(bytes(GGUFWriter.ggml_pad(header, self.alignment) - header)), header)
+        _pwrite_all(self.fd, memoryview(bytes(data_start - header)), header)
 
     def put(self, t: PlannedTensor, at: int, data: np.ndarray) -> None:
         """``data`` (C-contiguous) is ``t``'s bytes from byte ``at`` of its data on."""
