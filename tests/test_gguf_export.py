@@ -448,7 +448,27 @@ def test_interrupted_export_leaves_nothing(stop_in: str, threads: int, tiny_ckpt
     with pytest.raises(KeyboardInterrupt):
         export_gguf(ckpt, tmp_path / "out", "f16", "f16", progress=progress, threads=threads)
     assert not (tmp_path / "out").exists()  # no partial file, no half of the pair, no empty folder
-    assert not [t for t in threading.enumerate() if t.name.startswith("r1v-gguf")]  # no worker left writing
+    assert not [t for t in threading.enumerate() if t.name.startswith(("r1v-gguf", "r1v-vocab"))]  # none left
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_broken_tokenizer_stops_the_export_and_leaves_nothing(threads: int, tiny_ckpt: Path, tmp_path: Path) -> None:
+    """The vocabulary is read first on one thread and beside the mmproj's blocks on more; either way a
+    tokenizer.json that is not JSON is one line naming it, the mmproj goes too, and no thread is left."""
+    model = tmp_path / "model"
+    model.mkdir()
+    for f in tiny_ckpt.iterdir():
+        (model / f.name).symlink_to(f)
+    (model / "tokenizer.json").unlink()
+    (model / "tokenizer.json").write_text('{"version": "1.0", "model": {')
+    kinds = []
+    with pytest.raises(InputError, match=r"tokenizer") as e:
+        export_gguf(open_checkpoint(model), tmp_path / "out", "q8_0", "f16", threads=threads,
+                    progress=lambda kind, name, n: kinds.append(kind))
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "out").exists()
+    assert "llm" not in kinds  # no language-model tensor is written without its vocabulary
+    assert not [t for t in threading.enumerate() if t.name.startswith(("r1v-gguf", "r1v-vocab"))]
 
 
 def test_a_tensor_missing_a_block_is_never_finished(tiny_ckpt: Path, tmp_path: Path,

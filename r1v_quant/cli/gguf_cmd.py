@@ -107,9 +107,9 @@ def gguf(
                                      "included, and written beside the .gguf files), or none."),
     imatrix_samples: int = typer.Option(128, "--imatrix-samples", min=1,
                                         help="Calibration samples for --imatrix auto."),
-    threads: int = typer.Option(1, "--threads", min=0,
+    threads: int = typer.Option(0, "--threads", min=0,
                                 help="Threads reading, encoding and writing blocks of rows side by side, the "
-                                     "same bytes with any count (0: torch's default, one per core)."),
+                                     "same bytes with any count (0: one per core, as torch counts them)."),
     device: str = typer.Option("cpu", "--device", help="Where to encode: cpu, or cuda (the encoders give the same "
                                                        "bytes there)."),
     revision: str = typer.Option(None, "--revision", help=REVISION_HELP),

@@ -26,7 +26,7 @@ import json
 import math
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -46,7 +46,7 @@ from ..read.imatrix_file import Imatrix
 from ..write.atomic import atomic_file
 from ..write.gguf.metadata import add_file_keys
 from ..write.gguf.plan import LLM, ExportPlan, FilePlan, PlannedTensor, plan_export
-from ..write.gguf.vocab import read_vocab
+from ..write.gguf.vocab import Vocab, read_vocab
 from ..write.gguf.writer import GGUFData, ProgressFn
 
 
@@ -108,10 +108,11 @@ class _Encoder:
 
 
 def _encode_all(plan: FilePlan, encode: _Encoder, out: GGUFData, threads: int, values: int,
-                progress: ProgressFn | None) -> None:
+                progress: ProgressFn | None, poll: Callable[[], object] = lambda: None) -> None:
     """Every block of ``plan``, on ``threads`` threads (1: in this one).  Results are taken in plan
     order, at most two blocks per thread ahead, so the first bad block's error is the one raised
-    and ``progress`` sees whole tensors in order."""
+    and ``progress`` sees whole tensors in order.  ``poll`` runs before each block is handed out:
+    it raises the error of work going on beside this file."""
     def done(b: _Block) -> None:
         if b.last:
             out.finish(b.tensor)
@@ -121,6 +122,7 @@ def _encode_all(plan: FilePlan, encode: _Encoder, out: GGUFData, threads: int, v
     blocks = _blocks(plan, values, encode.roll)
     if threads <= 1:
         for b in blocks:
+            poll()
             encode(b)
             done(b)
         return
@@ -138,6 +140,7 @@ def _encode_all(plan: FilePlan, encode: _Encoder, out: GGUFData, threads: int, v
 
     try:
         for b in blocks:
+            poll()
             pending.append((b, pool.submit(encode, b)))
             while len(pending) > 2 * threads or (pending and pending[0][1].done()):
                 take_oldest()
@@ -175,13 +178,28 @@ def export_gguf(ckpt: Checkpoint, out_dir: str | Path, file_type: str = "q4_k_m"
         temps = [stack.enter_context(atomic_file(p.path, overwrite)) for p in plan.files]
         sides = [stack.enter_context(atomic_file(sidecar_path(p.path), overwrite)) for p in plan.files]
         source = {"fingerprint": fingerprint(ckpt)}
-        for p, tmp, side in zip(plan.files, temps, sides):
-            vocab = read_vocab(ckpt.dir, ckpt.config.llm.vocab_size) if p.kind == LLM else None
-            keys = partial(add_file_keys, kind=p.kind, type_name=p.type_name, cfg=ckpt.config,
-                           model_dir=ckpt.dir, name=plan.name, params=p.params, vocab=vocab, imatrix=imatrix)
+        # The language model's header holds the vocabulary, and the header's size fixes where every
+        # tensor goes, so its blocks cannot start before the vocabulary is read: transformers' tokenizer
+        # and a 7 MB JSON, ~2.5 s of one core, most of the export's serial start.  With threads to
+        # spare it is read beside the mmproj's blocks, which then go first (a bad tokenizer still
+        # stops the export as soon as it is found: ``poll``).  One thread reads it first, alone.
+        overlap = workers > 1 and plan.llm is not None and plan.mmproj is not None
+        vocab: Future[Vocab | None] = Future()
+        if overlap:
+            loader = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="r1v-vocab"))
+            vocab = loader.submit(read_vocab, ckpt.dir, ckpt.config.llm.vocab_size)
+        else:
+            vocab.set_result(read_vocab(ckpt.dir, ckpt.config.llm.vocab_size) if plan.llm else None)
+        poll = lambda: vocab.done() and vocab.result()  # noqa: E731  (raises read_vocab's error)
+        order = sorted(range(len(plan.files)), key=lambda i: overlap and plan.files[i].kind == LLM)
+        for i in order:
+            p, tmp, side = plan.files[i], temps[i], sides[i]
+            keys = partial(add_file_keys, kind=p.kind, type_name=p.type_name, cfg=ckpt.config, model_dir=ckpt.dir,
+                           name=plan.name, params=p.params, vocab=vocab.result() if p.kind == LLM else None,
+                           imatrix=imatrix)
             with GGUFData(tmp, p, keys) as out:
                 _encode_all(p, _Encoder(ckpt, out, device, roll_position_embd, imatrix), out,
-                            workers, GPU_BLOCK_VALUES if device != "cpu" else BLOCK_VALUES, progress)
+                            workers, GPU_BLOCK_VALUES if device != "cpu" else BLOCK_VALUES, progress, poll)
             record = {"tool": f"r1v-quant {__version__}", "source": source, "kind": p.kind, "type": p.type_name,
                       "options": {"roll_position_embd": roll_position_embd and p.kind != LLM},
                       "imatrix": None if imatrix is None else {"file": imatrix.path.name,
