@@ -454,7 +454,8 @@ def test_interrupted_export_leaves_nothing(stop_in: str, threads: int, tiny_ckpt
 @pytest.mark.parametrize("threads", [1, 2])
 def test_a_broken_tokenizer_stops_the_export_and_leaves_nothing(threads: int, tiny_ckpt: Path, tmp_path: Path) -> None:
     """The vocabulary is read first on one thread and beside the mmproj's blocks on more; either way a
-    tokenizer.json that is not JSON is one line naming it, the mmproj goes too, and no thread is left."""
+    tokenizer.json that is not JSON is one line saying the tokenizer cannot be loaded, the mmproj goes
+    too, and no thread is left."""
     model = tmp_path / "model"
     model.mkdir()
     for f in tiny_ckpt.iterdir():

@@ -107,15 +107,15 @@ class _Encoder:
         self.out.put(t, b.first * (t.nbytes // t.rows), data)
 
 
-def _encode_all(plan: FilePlan, encode: _Encoder, out: GGUFData, threads: int, values: int,
-                progress: ProgressFn | None, poll: Callable[[], object] = lambda: None) -> None:
-    """Every block of ``plan``, on ``threads`` threads (1: in this one).  Results are taken in plan
+def _encode_all(plan: FilePlan, encode: _Encoder, threads: int, values: int, progress: ProgressFn | None,
+                poll: Callable[[], object] = lambda: None) -> None:
+    """Every block of ``plan``, on ``threads`` threads (1: in this one), into ``encode``'s file.  Results are taken in plan
     order, at most two blocks per thread ahead, so the first bad block's error is the one raised
     and ``progress`` sees whole tensors in order.  ``poll`` runs before each block is handed out:
     it raises the error of work going on beside this file."""
     def done(b: _Block) -> None:
         if b.last:
-            out.finish(b.tensor)
+            encode.out.finish(b.tensor)
             if progress is not None:
                 progress(plan.kind, b.tensor.gguf_name, b.tensor.nbytes)
 
@@ -198,8 +198,8 @@ def export_gguf(ckpt: Checkpoint, out_dir: str | Path, file_type: str = "q4_k_m"
                            name=plan.name, params=p.params, vocab=vocab.result() if p.kind == LLM else None,
                            imatrix=imatrix)
             with GGUFData(tmp, p, keys) as out:
-                _encode_all(p, _Encoder(ckpt, out, device, roll_position_embd, imatrix), out,
-                            workers, GPU_BLOCK_VALUES if device != "cpu" else BLOCK_VALUES, progress, poll)
+                _encode_all(p, _Encoder(ckpt, out, device, roll_position_embd, imatrix), workers,
+                            GPU_BLOCK_VALUES if device != "cpu" else BLOCK_VALUES, progress, poll)
             record = {"tool": f"r1v-quant {__version__}", "source": source, "kind": p.kind, "type": p.type_name,
                       "options": {"roll_position_embd": roll_position_embd and p.kind != LLM},
                       "imatrix": None if imatrix is None else {"file": imatrix.path.name,

@@ -24,7 +24,7 @@ from gguf import SpecialVocab, TokenType
 
 from ...errors import InputError
 from ...formats.gguf_names import DEFAULT_PRE_TOKENIZER, PRE_TOKENIZER_BY_WRAP
-from ...read.files import read_json
+from ...read.files import read_json, read_json_object
 from ...read.tokenizer import load_tokenizer
 
 PROBE_TEXT = "Hello world"
@@ -53,13 +53,11 @@ def _template_special(piece: dict) -> str | None:
     return piece.get("SpecialToken", {}).get("id")
 
 
-def add_special_flags(tokenizer_config: Any, tokenizer_json: Any) -> dict[str, bool]:
+def add_special_flags(tc: dict[str, Any], tokenizer_json: dict[str, Any]) -> dict[str, bool]:
     """add_bos / add_eos / add_sep as the converter's gguf-py decides them, in the order it sets them:
     the post-processor first (ByteLevel: neither; TemplateProcessing: what its single and pair templates
     put around a text), then tokenizer_config.json's ``add_*_token`` for what is still open.  Takes the
-    two files parsed (a 7 MB tokenizer.json: 0.2 s a parse)."""
-    tc = tokenizer_config if isinstance(tokenizer_config, dict) else {}
-    tokenizer_json = tokenizer_json if isinstance(tokenizer_json, dict) else {}
+    two files' top-level objects as parsed (a 7 MB tokenizer.json: 0.2 s a parse)."""
     add: dict[str, bool] = {}
 
     def content(entry: Any) -> str | None:
@@ -133,9 +131,11 @@ def read_vocab(model_dir: Path, n_vocab: int) -> Vocab:
         tokens.append(token)
         types.append(int(kind))
     # parsed here first: SpecialVocab would fail on a broken file with a traceback, this gives one line
-    parsed = {name: read_json(model_dir / name) for name in ("tokenizer.json", "tokenizer_config.json", "config.json")}
+    tokenizer_json = read_json_object(model_dir / "tokenizer.json")
+    tokenizer_config = read_json_object(model_dir / "tokenizer_config.json")
+    read_json(model_dir / "config.json")
     special = SpecialVocab(model_dir, load_merges=True)
-    special.add_special_token = add_special_flags(parsed["tokenizer_config.json"], parsed["tokenizer.json"])
+    special.add_special_token = add_special_flags(tokenizer_config, tokenizer_json)
     return Vocab(tokens, types, pre_tokenizer_name(tok), special)
 
 
