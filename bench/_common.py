@@ -22,9 +22,15 @@ def eval_subset(out: Path, images: int, texts: int) -> Path:
     return write_eval_subset(out, images, texts)
 
 
-def tiny_with_reference(work: Path, images: int, texts: int) -> tuple[Path, Path, Path]:
-    """(tiny checkpoint, eval subset, its BF16 reference) in ``work``, each made once and reused."""
-    from r1v_quant.calibrate.dataset import load_samples
+def tiny_with_reference(work: Path, images: int, texts: int, held_out: int = 0) -> tuple[Path, Path, Path]:
+    """(tiny checkpoint, eval prompts, their BF16 reference) in ``work``, each made once and reused.
+
+    The prompts: the first ``images`` / ``texts`` samples with / without images of the shipped eval set,
+    then the last ``held_out`` samples of the calibration set (more prompts of the same kinds, for
+    measurements whose calibration stops before them)."""
+    import json
+
+    from r1v_quant.calibrate.dataset import load_samples, shipped_rows
     from r1v_quant.demo import PRESETS, build_demo_checkpoint
     from r1v_quant.pipelines.reference import ReferenceOptions, compute_reference
     from r1v_quant.read import open_checkpoint
@@ -33,9 +39,13 @@ def tiny_with_reference(work: Path, images: int, texts: int) -> tuple[Path, Path
     model = work / "tiny"
     if not (model / "config.json").is_file():
         build_demo_checkpoint(model, PRESETS["tiny"], overwrite=True)
-    data = eval_subset(work / "eval.jsonl", images, texts)
-    ref = work / "tiny.r1vref"
+    name = f"eval-{images}-{texts}" + (f"-calib{held_out}" if held_out else "")
+    data = eval_subset(work / f"{name}.jsonl", images, texts)
+    if held_out:
+        data.write_text(data.read_text() + "".join(json.dumps(r) + "\n" for r in shipped_rows("calib")[-held_out:]))
+    ref = work / f"tiny.{name}.r1vref"
     if not ref.is_file():
         save_reference(ref, compute_reference(open_checkpoint(model), load_samples(data), data,
                                               ReferenceOptions(max_tiles=2)), overwrite=True)
     return model, data, ref
+

@@ -1,10 +1,11 @@
 """Benchmark, side by side in one run: what an importance matrix buys GGUF, measured in llama.cpp.
 
-Run:  python bench/bench_imatrix.py --work-dir DIR [--calib 32x512] [--eval 16 16] [--threads 2]
+Run:  python bench/bench_imatrix.py --work-dir DIR [--calib 32x512] [--draws 1] [--eval 16 16]
+      [--held-out 0] [--threads 2]
 
-On the tiny checkpoint, against the BF16 reference on held-out eval samples, image and text prompts
-apart (mean KL, top-1 agreement), in llama.cpp's runtime (``validate --runtime llama.cpp``), for
-Q4_K_M, IQ4_XS and Q3_K_M, each quantized
+On the tiny checkpoint, against the BF16 reference on held-out prompts, image and text prompts apart
+(mean KL, top-1 agreement), in llama.cpp's runtime (``validate --runtime llama.cpp``), for Q4_K_M,
+IQ4_XS and Q3_K_M, each quantized
 
 * without a matrix (what ``llama-quantize`` does by default),
 * with a text-only matrix: ``r1v-quant imatrix --text-only`` over the text samples of the same
@@ -15,15 +16,23 @@ Q4_K_M, IQ4_XS and Q3_K_M, each quantized
 * and the same multimodal samples summed every token alike (``--balance tokens``, as
   ``llama-imatrix`` sums), where the image positions dominate.
 
+Which way a few percent of KL goes between two matrices depends on the luck of the rounding as much
+as on the matrix: ``--draws N`` measures every matrix kind from N disjoint windows of the calibration
+set (samples 0..S-1, S..2S-1, ...) and ``--held-out M`` adds the calibration set's last M samples,
+which no window reaches, to the shipped eval prompts.  The verdict table gives, per type, each
+matrix's KL minus the text-only matrix's of the same window: the mean over the windows, its standard
+error over the prompts (paired, prompt by prompt) and in how many windows it is lower.
+
 The mmproj is the release default (Q8_0, position table rolled for llama.cpp's graph) in every row,
 so what differs is the language model file.  ``DIR`` may be shared with ``bench_vision.py`` (same
-checkpoint, eval subset and reference).
+checkpoint).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -33,8 +42,9 @@ from _common import tiny_with_reference  # noqa: E402
 
 TYPES = ("q4_k_m", "iq4_xs", "q3_k_m")
 # name -> (text only, balance); "multimodal" is what `imatrix` and `gguf --imatrix auto` make
-MATRICES = {"none": None, "text-only": (True, "prompts"), "multimodal, tokens alike": (False, "tokens"),
+MATRICES = {"text-only": (True, "prompts"), "multimodal, tokens alike": (False, "tokens"),
             "multimodal": (False, "prompts")}
+GROUPS = ("image", "text")
 
 
 def slug(kind: str) -> str:
@@ -42,14 +52,30 @@ def slug(kind: str) -> str:
     return kind.replace(", ", "-").replace(" ", "-")
 
 
+def paired(runs: list[tuple[list[dict], list[dict]]], group: str) -> tuple[float, float]:
+    """Mean KL of ``a`` minus ``b`` over one prompt group, averaged over the (a, b) pairs (one per
+    window), and its standard error with the prompts as the units: each prompt's difference is
+    averaged over the windows first, then weighed by its scored positions as the group mean is."""
+    per_window = [[(x["positions"], x["kl_mean"] - y["kl_mean"]) for x, y in zip(a, b) if x["group"] == group]
+                  for a, b in runs]
+    n = [w for w, _ in per_window[0]]
+    d = [sum(win[i][1] for win in per_window) / len(per_window) for i in range(len(n))]
+    total = sum(n)
+    mean = sum(w * x for w, x in zip(n, d)) / total
+    var = sum((w * (x - mean)) ** 2 for w, x in zip(n, d)) / total**2 * len(n) / max(1, len(n) - 1)
+    return mean, math.sqrt(var)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work-dir", type=Path, default=None)
     ap.add_argument("--calib", default="32x512", help="imatrix calibration, SAMPLESxSEQLEN")
+    ap.add_argument("--draws", type=int, default=1, help="disjoint calibration windows, a matrix of each kind from each")
     ap.add_argument("--eval", type=int, nargs=2, default=[16, 16], metavar=("IMAGES", "TEXTS"))
+    ap.add_argument("--held-out", type=int, default=0, help="the calibration set's last N samples as more eval prompts")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
-    from r1v_quant.calibrate.dataset import default_data_path, load_samples
+    from r1v_quant.calibrate.dataset import shipped_rows
     from r1v_quant.pipelines.gguf import export_gguf
     from r1v_quant.pipelines.imatrix import ImatrixOptions, compute_imatrix
     from r1v_quant.pipelines.validate import ValidateOptions, validate_artifact
@@ -57,50 +83,90 @@ def main() -> None:
     from r1v_quant.read.imatrix_file import load_imatrix
     from r1v_quant.validate.report import Thresholds
 
+    samples, seq_len = (int(x) for x in a.calib.split("x"))
+    calib = shipped_rows("calib")
+    if a.draws * samples + a.held_out > len(calib):
+        sys.exit(f"{a.draws} windows of {samples} and {a.held_out} held out: the calibration set has {len(calib)}")
     work = a.work_dir or Path(tempfile.mkdtemp(prefix="r1v-bench-imatrix-"))
     work.mkdir(parents=True, exist_ok=True)
-    model, data, ref = tiny_with_reference(work, *a.eval)
+    model, data, ref = tiny_with_reference(work, *a.eval, held_out=a.held_out)
     ckpt = open_checkpoint(model)
     loose = Thresholds(max_kl=1e9, min_top1=0.0, max_ppl_ratio=1e9)  # figures, not a gate
-    samples, seq_len = (int(x) for x in a.calib.split("x"))
-
-    # the text samples among the first `samples` are the first `texts` text samples of the set
-    texts = sum(not s.images for s in load_samples(default_data_path("calib"))[:samples])
-    matrices = {}
-    for kind, how in MATRICES.items():
-        if how is None:
-            matrices[kind] = None
-            continue
-        text_only, balance = how
-        path = work / f"tiny.{slug(kind)}-{samples}x{seq_len}.imatrix.gguf"
-        if not path.is_file():
-            compute_imatrix(ckpt, path, ImatrixOptions(samples=texts if text_only else samples, seq_len=seq_len,
-                                                       max_tiles=1, text_only=text_only, balance=balance),
-                            overwrite=True)
-        matrices[kind] = load_imatrix(path)
     gguf = work / "gguf-imatrix"
     mmproj = gguf / "mmproj-tiny-Q8_0.gguf"
     if not mmproj.is_file():
         export_gguf(ckpt, gguf, "f16", "q8_0", llm=False, roll_position_embd=True, overwrite=True)
 
-    rows = []
-    for t in TYPES:
-        for kind, m in matrices.items():
-            folder = gguf / slug(kind)
-            llm, _ = export_gguf(ckpt, folder, t, mmproj=False, overwrite=True, imatrix=m)
-            r = validate_artifact(llm, ref, ValidateOptions(data=data, thresholds=loose, threads=a.threads,
-                                                            runtime="llama.cpp", mmproj=mmproj))
-            rows.append({"type": t.upper(), "imatrix": kind, "bytes": llm.stat().st_size,
-                         **{f"{k}_{g}": round(v[k], 4) for g, v in r.groups.items() for k in ("kl_mean", "top1")}})
-            print(rows[-1], flush=True)
+    def measure(t: str, matrix: object, folder: Path) -> tuple[dict, list[dict]]:
+        """Figures and per-prompt KL of type ``t`` with ``matrix``; kept in ``folder`` and reused, like the
+        matrices (delete the work folder to measure again)."""
+        done = folder / f"{t}.{ref.stem}.json"
+        if done.is_file():
+            kept = json.loads(done.read_text())
+            return kept["figures"], kept["per_sample"]
+        llm, _ = export_gguf(ckpt, folder, t, mmproj=False, overwrite=True, imatrix=matrix)
+        r = validate_artifact(llm, ref, ValidateOptions(data=data, thresholds=loose, threads=a.threads,
+                                                        runtime="llama.cpp", mmproj=mmproj))
+        figures = {f"{k}_{g}": round(v[k], 4) for g, v in r.groups.items() for k in ("kl_mean", "top1")}
+        done.write_text(json.dumps({"figures": figures, "per_sample": r.info["per_sample"]}))
+        llm.unlink()
+        return figures, r.info["per_sample"]
 
-    cols = ["type", "imatrix", "kl_mean_image", "top1_image", "kl_mean_text", "top1_text"]
-    print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
-    for r in rows:
-        print("| " + " | ".join(str(r[c]) for c in cols) + " |")
-    counts = {k: (m.chunk_count, len(m.sums)) for k, m in matrices.items() if m is not None}
-    (work / "imatrix-results.json").write_text(json.dumps({"rows": rows, "matrices": counts}, indent=2))
-    print(f"\nresults: {work / 'imatrix-results.json'}")
+    rows, per_sample = [], {}
+    for t in TYPES:
+        figures, per_sample[t, "none", 0] = measure(t, None, gguf / "none")
+        rows.append({"type": t.upper(), "window": "-", "imatrix": "none", **figures})
+        print(rows[-1], flush=True)
+    counts = {}
+    for d in range(a.draws):
+        window = work / f"calib-{d * samples}-{(d + 1) * samples - 1}.jsonl"
+        window.write_text("".join(json.dumps(r) + "\n" for r in calib[d * samples:(d + 1) * samples]))
+        texts = sum(not r["images"] for r in calib[d * samples:(d + 1) * samples])
+        for kind, (text_only, balance) in MATRICES.items():
+            path = work / f"tiny.{slug(kind)}-w{d}-{samples}x{seq_len}.imatrix.gguf"
+            if not path.is_file():
+                compute_imatrix(ckpt, path, ImatrixOptions(data=window, samples=texts if text_only else samples,
+                                                           seq_len=seq_len, max_tiles=1, text_only=text_only,
+                                                           balance=balance), overwrite=True)
+            m = load_imatrix(path)
+            counts[f"{kind} w{d}"] = (m.chunk_count, len(m.sums))
+            for t in TYPES:
+                figures, per_sample[t, kind, d] = measure(t, m, gguf / f"{slug(kind)}-w{d}-{samples}x{seq_len}")
+                rows.append({"type": t.upper(), "window": f"{d * samples}-{(d + 1) * samples - 1}", "imatrix": kind,
+                             **figures})
+                print(rows[-1], flush=True)
+
+    windows = [f"{d * samples}-{(d + 1) * samples - 1}" for d in range(a.draws)]
+    print(f"\nKL and top-1 per calibration window ({' / '.join(windows)}; no matrix: one figure)\n\n"
+          "| type | matrix | KL image | KL text | top-1 image | top-1 text |\n|---|---|---|---|---|---|")
+    for t in TYPES:
+        for kind in ("none", *MATRICES):
+            mine = [r for r in rows if r["type"] == t.upper() and r["imatrix"] == kind]
+            print(f"| {t.upper()} | {kind} | " + " | ".join(" / ".join(f"{r[c]:.{4 if c.startswith('kl') else 3}f}"
+                                                                         for r in mine)
+                                                            for c in ("kl_mean_image", "kl_mean_text", "top1_image",
+                                                                      "top1_text")) + " |")
+
+    verdict = []
+    print(f"\nKL minus the text-only matrix's, mean over {a.draws} window(s) +- standard error over the prompts; "
+          "windows where lower:\n\n| type | matrix | image | lower | text | lower |\n|---|---|---|---|---|---|")
+    for t in TYPES:
+        for kind in ("none", *(k for k in MATRICES if k != "text-only")):
+            runs = [(per_sample[t, kind, 0 if kind == "none" else d], per_sample[t, "text-only", d])
+                    for d in range(a.draws)]
+            row = {"type": t.upper(), "imatrix": kind}
+            for g in GROUPS:
+                mean, se = paired(runs, g)
+                lower = sum(paired([r], g)[0] < 0 for r in runs)
+                row |= {f"delta_{g}": round(mean, 4), f"se_{g}": round(se, 4), f"lower_{g}": lower}
+            verdict.append(row)
+            print(f"| {t.upper()} | {kind} | {row['delta_image']:+.4f} +- {row['se_image']:.4f} | "
+                  f"{row['lower_image']}/{a.draws} | {row['delta_text']:+.4f} +- {row['se_text']:.4f} | "
+                  f"{row['lower_text']}/{a.draws} |")
+    out = work / "imatrix-results.json"
+    out.write_text(json.dumps({"rows": rows, "verdict": verdict, "matrices": counts,
+                               "per_sample": {f"{t} {k} w{d}": v for (t, k, d), v in per_sample.items()}}, indent=1))
+    print(f"\nresults: {out}")
 
 
 if __name__ == "__main__":

@@ -160,6 +160,17 @@ def test_gguf_figures_are_close_to_the_source(gguf_q8: Path, ref_path: Path, eva
     assert rc == 0 and report["info"]["fingerprint_checked"]
     for g in report["groups"].values():
         assert g["top1"] > 0.8 and g["top5_miss"] < 0.1
+    # per sample (what a prompt-by-prompt comparison of two artifacts needs): the reference's samples
+    # in order, and weighed by their scored positions they give back each group's figures
+    per_sample = report["info"]["per_sample"]
+    assert [s["id"] for s in per_sample] == [json.loads(x)["id"] for x in eval_data.read_text().splitlines()]
+    for name, g in report["groups"].items():
+        rows = [s for s in per_sample if s["group"] == name]
+        assert rows and all(s["positions"] > 0 and s["kl_mean"] > 0 for s in rows)
+        assert sum(s["positions"] for s in rows) == g["positions"]
+        for figure in ("kl_mean", "top1"):
+            mean = sum(s["positions"] * s[figure] for s in rows) / g["positions"]
+            assert mean == pytest.approx(g[figure], rel=1e-9)
 
 
 # --------------------------------------------------------------------------- unusable input: exit 2

@@ -153,13 +153,20 @@ def _parse(path: Path, lineno: int, line: str) -> Sample:
     return Sample(id=sid, images=tuple(images), messages=tuple(messages), kind=kind)
 
 
+def shipped_rows(split: str) -> list[dict]:
+    """The shipped ``split``'s samples as JSON objects, image paths made absolute (so a subset can be
+    written anywhere; for benchmarks and tests)."""
+    src = default_data_path(split)
+    rows = [json.loads(x) for x in src.read_text().splitlines() if x.strip()]
+    for r in rows:
+        r["images"] = [str(src.parent / p) for p in r["images"]]
+    return rows
+
+
 def write_eval_subset(out: Path, images: int, texts: int) -> Path:
     """The first ``images`` samples with images and ``texts`` without of the shipped eval set, as a
     JSONL file at ``out`` with absolute image paths (for benchmarks and tests)."""
-    src = default_data_path("eval")
-    rows = [json.loads(x) for x in src.read_text().splitlines() if x.strip()]
+    rows = shipped_rows("eval")
     picked = [r for r in rows if r["images"]][:images] + [r for r in rows if not r["images"]][:texts]
-    for r in picked:
-        r["images"] = [str(src.parent / p) for p in r["images"]]
     out.write_text("".join(json.dumps(r) + "\n" for r in picked))
     return out

@@ -10,8 +10,8 @@ can measure, for comparison.
 ``balance``: "prompts" (the default) weighs the samples with images and those without alike in the
 language model's entries (see :mod:`r1v_quant.calibrate.imatrix`); "tokens" sums every token alike,
 as ``llama-imatrix`` does, so the image positions, most of a multimodal sample, dominate.  Measured
-in llama.cpp (``bench/bench_imatrix.py``, README, tiny model): against the text-only matrix on image
-prompts, both win on Q4_K_M, only "prompts" on Q3_K_M, only "tokens" on IQ4_XS.
+in llama.cpp (``bench/bench_imatrix.py``, README; tiny model, matrices from three calibration windows):
+against the text-only matrix on image prompts, both win on Q4_K_M, neither on IQ4_XS or Q3_K_M.
 """
 
 from __future__ import annotations

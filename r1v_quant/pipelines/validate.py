@@ -95,6 +95,7 @@ def validate_artifact(artifact: Path, reference: Path, options: ValidateOptions 
             llama_cpp_logits(source.llm_path, source.mmproj_path, rebuilt.prepared,  # type: ignore[attr-defined]
                              rebuilt.tiles, positions, on_logits, threads=opt.threads, progress=say)
         groups = scores.summary()
+        info["per_sample"] = scores.per_sample()
         checks = opt.thresholds.checks(groups)
         if opt.per_layer:
             info["per_layer"] = diagnose_layers(Path(opt.source), source, ref, rebuilt.prepared, opt, say)  # type: ignore[arg-type]

@@ -6,7 +6,8 @@ whether the reference's most likely token is outside the artifact's top 5, and t
 artifact's negative log-likelihood of the token that actually follows.  Summaries,
 separately for samples with and without an image: mean and 99th-percentile KL, top-1
 agreement, top-5 misses, and the perplexity of the reference answers (answer tokens
-only) under the artifact divided by that under the reference.
+only) under the artifact divided by that under the reference.  Per sample: its mean KL and top-1
+agreement, so two artifacts can be compared prompt by prompt (paired differences).
 """
 
 from __future__ import annotations
@@ -68,3 +69,15 @@ class PositionScores:
                 "ppl": ppl, "ref_ppl": ref_ppl, "ppl_ratio": ppl / ref_ppl,
             }
         return out
+
+    def per_sample(self) -> list[dict[str, object]]:
+        """Per sample of the reference, in its order: id, prompt group, scored positions, mean KL, top-1."""
+        sample = self.ref.tensors["pos.sample"].long()
+        n = len(self.ref.meta["samples"])
+        count = torch.bincount(sample, minlength=n)
+        div = count.clamp_min(1).double()  # a sample with no scored position shows 0 positions, 0 KL
+        kl = torch.zeros(n, dtype=torch.float64).index_add_(0, sample, self.kl) / div
+        top1 = torch.zeros(n, dtype=torch.float64).index_add_(0, sample, self.top1.double()) / div
+        return [{"id": m["id"], "group": "image" if m["has_image"] else "text", "positions": int(count[i]),
+                 "kl_mean": float(kl[i]), "top1": float(top1[i])}
+                for i, m in enumerate(self.ref.meta["samples"])]
