@@ -48,4 +48,3 @@ def tiny_with_reference(work: Path, images: int, texts: int, held_out: int = 0) 
         save_reference(ref, compute_reference(open_checkpoint(model), load_samples(data), data,
                                               ReferenceOptions(max_tiles=2)), overwrite=True)
     return model, data, ref
-
