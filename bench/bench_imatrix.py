@@ -70,7 +70,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work-dir", type=Path, default=None)
     ap.add_argument("--calib", default="32x512", help="imatrix calibration, SAMPLESxSEQLEN")
-    ap.add_argument("--draws", type=int, default=1, help="disjoint calibration windows, a matrix of each kind from each")
+    ap.add_argument("--draws", type=int, default=1,
+                    help="disjoint calibration windows, a matrix of each kind from each")
     ap.add_argument("--eval", type=int, nargs=2, default=[16, 16], metavar=("IMAGES", "TEXTS"))
     ap.add_argument("--held-out", type=int, default=0, help="the calibration set's last N samples as more eval prompts")
     ap.add_argument("--threads", type=int, default=2)
@@ -118,10 +119,12 @@ def main() -> None:
         rows.append({"type": t.upper(), "window": "-", "imatrix": "none", **figures})
         print(rows[-1], flush=True)
     counts = {}
-    for d in range(a.draws):
-        window = work / f"calib-{d * samples}-{(d + 1) * samples - 1}.jsonl"
-        window.write_text("".join(json.dumps(r) + "\n" for r in calib[d * samples:(d + 1) * samples]))
-        texts = sum(not r["images"] for r in calib[d * samples:(d + 1) * samples])
+    windows = [f"{d * samples}-{(d + 1) * samples - 1}" for d in range(a.draws)]
+    for d, label in enumerate(windows):
+        span = calib[d * samples:(d + 1) * samples]
+        window = work / f"calib-{label}.jsonl"
+        window.write_text("".join(json.dumps(r) + "\n" for r in span))
+        texts = sum(not r["images"] for r in span)
         for kind, (text_only, balance) in MATRICES.items():
             path = work / f"tiny.{slug(kind)}-w{d}-{samples}x{seq_len}.imatrix.gguf"
             if not path.is_file():
@@ -132,11 +135,9 @@ def main() -> None:
             counts[f"{kind} w{d}"] = (m.chunk_count, len(m.sums))
             for t in TYPES:
                 figures, per_sample[t, kind, d] = measure(t, m, gguf / f"{slug(kind)}-w{d}-{samples}x{seq_len}")
-                rows.append({"type": t.upper(), "window": f"{d * samples}-{(d + 1) * samples - 1}", "imatrix": kind,
-                             **figures})
+                rows.append({"type": t.upper(), "window": label, "imatrix": kind, **figures})
                 print(rows[-1], flush=True)
 
-    windows = [f"{d * samples}-{(d + 1) * samples - 1}" for d in range(a.draws)]
     print(f"\nKL and top-1 per calibration window ({' / '.join(windows)}; no matrix: one figure)\n\n"
           "| type | matrix | KL image | KL text | top-1 image | top-1 text |\n|---|---|---|---|---|---|")
     for t in TYPES:

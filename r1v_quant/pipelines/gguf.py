@@ -109,10 +109,10 @@ class _Encoder:
 
 def _encode_all(plan: FilePlan, encode: _Encoder, threads: int, values: int, progress: ProgressFn | None,
                 poll: Callable[[], object] = lambda: None) -> None:
-    """Every block of ``plan``, on ``threads`` threads (1: in this one), into ``encode``'s file.  Results are taken in plan
-    order, at most two blocks per thread ahead, so the first bad block's error is the one raised
-    and ``progress`` sees whole tensors in order.  ``poll`` runs before each block is handed out:
-    it raises the error of work going on beside this file."""
+    """Every block of ``plan``, on ``threads`` threads (1: in this one), into ``encode``'s file.
+    Results are taken in plan order, at most two blocks per thread ahead, so the first bad block's
+    error is the one raised and ``progress`` sees whole tensors in order.  ``poll`` runs before each
+    block is handed out: it raises the error of work going on beside this file."""
     def done(b: _Block) -> None:
         if b.last:
             encode.out.finish(b.tensor)
