@@ -22,12 +22,14 @@ def eval_subset(out: Path, images: int, texts: int) -> Path:
     return write_eval_subset(out, images, texts)
 
 
-def tiny_with_reference(work: Path, images: int, texts: int, held_out: int = 0) -> tuple[Path, Path, Path]:
+def tiny_with_reference(work: Path, images: int, texts: int, held_out: int = 0,
+                        logit_scale: float = 1.0) -> tuple[Path, Path, Path]:
     """(tiny checkpoint, eval prompts, their BF16 reference) in ``work``, each made once and reused.
 
     The prompts: the first ``images`` / ``texts`` samples with / without images of the shipped eval set,
     then the last ``held_out`` samples of the calibration set (more prompts of the same kinds, for
-    measurements whose calibration stops before them)."""
+    measurements whose calibration stops before them).  ``logit_scale`` != 1 builds the checkpoint with
+    its LM head scaled (``tiny-logits<scale>``, its own reference): a flatter next-token distribution."""
     import json
 
     from r1v_quant.calibrate.dataset import load_samples, shipped_rows
@@ -36,14 +38,14 @@ def tiny_with_reference(work: Path, images: int, texts: int, held_out: int = 0) 
     from r1v_quant.read import open_checkpoint
     from r1v_quant.validate.reference_file import save_reference
 
-    model = work / "tiny"
+    model = work / ("tiny" if logit_scale == 1.0 else f"tiny-logits{logit_scale:g}")
     if not (model / "config.json").is_file():
-        build_demo_checkpoint(model, PRESETS["tiny"], overwrite=True)
+        build_demo_checkpoint(model, PRESETS["tiny"], overwrite=True, logit_scale=logit_scale)
     name = f"eval-{images}-{texts}" + (f"-calib{held_out}" if held_out else "")
     data = eval_subset(work / f"{name}.jsonl", images, texts)
     if held_out:
         data.write_text(data.read_text() + "".join(json.dumps(r) + "\n" for r in shipped_rows("calib")[-held_out:]))
-    ref = work / f"tiny.{name}.r1vref"
+    ref = work / f"{model.name}.{name}.r1vref"
     if not ref.is_file():
         save_reference(ref, compute_reference(open_checkpoint(model), load_samples(data), data,
                                               ReferenceOptions(max_tiles=2)), overwrite=True)

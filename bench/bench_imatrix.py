@@ -1,7 +1,7 @@
 """Benchmark, side by side in one run: what an importance matrix buys GGUF, measured in llama.cpp.
 
 Run:  python bench/bench_imatrix.py --work-dir DIR [--calib 32x512] [--draws 1] [--eval 16 16]
-      [--held-out 0] [--threads 2]
+      [--held-out 0] [--threads 2] [--logit-scale 1]
 
 On the tiny checkpoint, against the BF16 reference on held-out prompts, image and text prompts apart
 (mean KL, top-1 agreement), in llama.cpp's runtime (``validate --runtime llama.cpp``), for Q4_K_M,
@@ -25,7 +25,15 @@ error over the prompts (paired, prompt by prompt) and in how many windows it is 
 
 The mmproj is the release default (Q8_0, position table rolled for llama.cpp's graph) in every row,
 so what differs is the language model file.  ``DIR`` may be shared with ``bench_vision.py`` (same
-checkpoint).
+checkpoint).  Q8_0 without a matrix is measured too, as the floor: how far near-lossless 8 bits
+already move this model.
+
+The tiny model's random LM head is far sharper than a trained one's (the reference line printed
+gives its top-1 probability and the logits' size), so a small change of the hidden state costs it
+whole nats of KL.  ``--logit-scale 0.25`` builds the checkpoint with the LM head divided by 4: a
+power of two, so every quantized file is the same but for its head, exactly divided, top-1 agreement
+moves only where near-ties flip, and KL is that of the same models' logits at temperature 4, a
+gentler regime.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import tiny_with_reference  # noqa: E402
 
 TYPES = ("q4_k_m", "iq4_xs", "q3_k_m")
+FLOOR = "q8_0"  # measured without a matrix only: how far near-lossless 8 bits already moves this model
 # name -> (text only, balance); "multimodal" is what `imatrix` and `gguf --imatrix auto` make
 MATRICES = {"text-only": (True, "prompts"), "multimodal, tokens alike": (False, "tokens"),
             "multimodal": (False, "prompts")}
@@ -66,15 +75,28 @@ def paired(runs: list[tuple[list[dict], list[dict]]], group: str) -> tuple[float
     return mean, math.sqrt(var)
 
 
+def confidence(ref_path: Path) -> str:
+    """How sure the BF16 model is of its next token, over the scored positions: the sharper, the more
+    a small change in the hidden state costs in KL (a random model's LM head is sharper than a trained one's)."""
+    from r1v_quant.validate.reference_file import load_reference
+
+    ref = load_reference(ref_path).tensors
+    top1 = ref["topk.logprobs"][:, 0].exp()
+    return (f"reference: top-1 probability mean {top1.mean():.3f}, median {top1.median():.3f}; "
+            f"log-sum-exp of the logits mean {ref['pos.lse'].mean():.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work-dir", type=Path, default=None)
     ap.add_argument("--calib", default="32x512", help="imatrix calibration, SAMPLESxSEQLEN")
     ap.add_argument("--draws", type=int, default=1,
-                    help="disjoint calibration windows, a matrix of each kind from each")
+                    help="disjoint calibration windows, a matrix of each kind from each (0: the rows without one)")
     ap.add_argument("--eval", type=int, nargs=2, default=[16, 16], metavar=("IMAGES", "TEXTS"))
     ap.add_argument("--held-out", type=int, default=0, help="the calibration set's last N samples as more eval prompts")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--logit-scale", type=float, default=1.0,
+                    help="build the tiny checkpoint with its LM head times this (0.25: logits at temperature 4)")
     a = ap.parse_args()
     from r1v_quant.calibrate.dataset import shipped_rows
     from r1v_quant.pipelines.gguf import export_gguf
@@ -90,13 +112,13 @@ def main() -> None:
         sys.exit(f"{a.draws} windows of {samples} and {a.held_out} held out: the calibration set has {len(calib)}")
     work = a.work_dir or Path(tempfile.mkdtemp(prefix="r1v-bench-imatrix-"))
     work.mkdir(parents=True, exist_ok=True)
-    model, data, ref = tiny_with_reference(work, *a.eval, held_out=a.held_out)
+    model, data, ref = tiny_with_reference(work, *a.eval, held_out=a.held_out, logit_scale=a.logit_scale)
     ckpt = open_checkpoint(model)
     loose = Thresholds(max_kl=1e9, min_top1=0.0, max_ppl_ratio=1e9)  # figures, not a gate
     gguf = work / "gguf-imatrix"
-    mmproj = gguf / "mmproj-tiny-Q8_0.gguf"
+    mmproj = gguf / f"mmproj-{model.name}-Q8_0.gguf"
     if not mmproj.is_file():
-        export_gguf(ckpt, gguf, "f16", "q8_0", llm=False, roll_position_embd=True, overwrite=True)
+        export_gguf(ckpt, gguf, "f16", "q8_0", name=model.name, llm=False, roll_position_embd=True, overwrite=True)
 
     def measure(t: str, matrix: object, folder: Path) -> tuple[dict, list[dict]]:
         """Figures and per-prompt KL of type ``t`` with ``matrix``; kept in ``folder`` and reused, like the
@@ -114,7 +136,7 @@ def main() -> None:
         return figures, r.info["per_sample"]
 
     rows, per_sample = [], {}
-    for t in TYPES:
+    for t in (FLOOR, *TYPES):
         figures, per_sample[t, "none", 0] = measure(t, None, gguf / "none")
         rows.append({"type": t.upper(), "window": "-", "imatrix": "none", **figures})
         print(rows[-1], flush=True)
@@ -126,7 +148,7 @@ def main() -> None:
         window.write_text("".join(json.dumps(r) + "\n" for r in span))
         texts = sum(not r["images"] for r in span)
         for kind, (text_only, balance) in MATRICES.items():
-            path = work / f"tiny.{slug(kind)}-w{d}-{samples}x{seq_len}.imatrix.gguf"
+            path = work / f"{model.name}.{slug(kind)}-w{d}-{samples}x{seq_len}.imatrix.gguf"
             if not path.is_file():
                 compute_imatrix(ckpt, path, ImatrixOptions(data=window, samples=texts if text_only else samples,
                                                            seq_len=seq_len, max_tiles=1, text_only=text_only,
@@ -138,10 +160,13 @@ def main() -> None:
                 rows.append({"type": t.upper(), "window": label, "imatrix": kind, **figures})
                 print(rows[-1], flush=True)
 
-    print(f"\nKL and top-1 per calibration window ({' / '.join(windows)}; no matrix: one figure)\n\n"
+    print(f"\n{confidence(ref)}")
+    caption = (f"per calibration window ({' / '.join(windows)}; no matrix: one figure)" if windows
+               else "without a matrix")
+    print(f"\nKL and top-1 {caption}\n\n"
           "| type | matrix | KL image | KL text | top-1 image | top-1 text |\n|---|---|---|---|---|---|")
-    for t in TYPES:
-        for kind in ("none", *MATRICES):
+    for t in (FLOOR, *TYPES):
+        for kind in ("none", *MATRICES) if t != FLOOR and a.draws else ("none",):
             mine = [r for r in rows if r["type"] == t.upper() and r["imatrix"] == kind]
             print(f"| {t.upper()} | {kind} | " + " | ".join(" / ".join(f"{r[c]:.{4 if c.startswith('kl') else 3}f}"
                                                                          for r in mine)
@@ -149,21 +174,24 @@ def main() -> None:
                                                                       "top1_text")) + " |")
 
     verdict = []
-    print(f"\nKL minus the text-only matrix's, mean over {a.draws} window(s) +- standard error over the prompts; "
-          "windows where lower:\n\n| type | matrix | image | lower | text | lower |\n|---|---|---|---|---|---|")
-    for t in TYPES:
-        for kind in ("none", *(k for k in MATRICES if k != "text-only")):
-            runs = [(per_sample[t, kind, 0 if kind == "none" else d], per_sample[t, "text-only", d])
-                    for d in range(a.draws)]
-            row = {"type": t.upper(), "imatrix": kind}
-            for g in GROUPS:
-                mean, se = paired(runs, g)
-                lower = sum(paired([r], g)[0] < 0 for r in runs)
-                row |= {f"delta_{g}": round(mean, 4), f"se_{g}": round(se, 4), f"lower_{g}": lower}
-            verdict.append(row)
-            print(f"| {t.upper()} | {kind} | {row['delta_image']:+.4f} +- {row['se_image']:.4f} | "
-                  f"{row['lower_image']}/{a.draws} | {row['delta_text']:+.4f} +- {row['se_text']:.4f} | "
-                  f"{row['lower_text']}/{a.draws} |")
+    if not a.draws:
+        print("\nno calibration windows (--draws 0): no verdict")
+    else:
+        print(f"\nKL minus the text-only matrix's, mean over {a.draws} window(s) +- standard error over the prompts; "
+              "windows where lower:\n\n| type | matrix | image | lower | text | lower |\n|---|---|---|---|---|---|")
+        for t in TYPES:
+            for kind in ("none", *(k for k in MATRICES if k != "text-only")):
+                runs = [(per_sample[t, kind, 0 if kind == "none" else d], per_sample[t, "text-only", d])
+                        for d in range(a.draws)]
+                row = {"type": t.upper(), "imatrix": kind}
+                for g in GROUPS:
+                    mean, se = paired(runs, g)
+                    lower = sum(paired([r], g)[0] < 0 for r in runs)
+                    row |= {f"delta_{g}": round(mean, 4), f"se_{g}": round(se, 4), f"lower_{g}": lower}
+                verdict.append(row)
+                print(f"| {t.upper()} | {kind} | {row['delta_image']:+.4f} +- {row['se_image']:.4f} | "
+                      f"{row['lower_image']}/{a.draws} | {row['delta_text']:+.4f} +- {row['se_text']:.4f} | "
+                      f"{row['lower_text']}/{a.draws} |")
     out = work / "imatrix-results.json"
     out.write_text(json.dumps({"rows": rows, "verdict": verdict, "matrices": counts,
                                "per_sample": {f"{t} {k} w{d}": v for (t, k, d), v in per_sample.items()}}, indent=1))

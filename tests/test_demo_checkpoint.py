@@ -14,6 +14,7 @@ from r1v_quant.cli.app import main
 from r1v_quant.demo import PRESETS, build_demo_checkpoint
 from r1v_quant.demo.build import CUSTOM_CODE_FILES
 from r1v_quant.demo.tokenizer import R1_DISTILL_BOS, TOKENIZER_FILES, build_tokenizer, write_tokenizer_files
+from r1v_quant.demo.weights import make_tensor
 from r1v_quant.read import open_checkpoint
 
 DATA = Path(__file__).parent / "data"
@@ -93,6 +94,16 @@ def test_weights_have_outlier_channels(tiny_ckpt: Path) -> None:
     w = ckpt.read_tensor("language_model.model.layers.0.mlp.up_proj.weight").float()
     assert (w.abs() > 4 * w.std()).float().mean() > 1e-3
     assert torch.isfinite(w).all()
+
+
+def test_logit_scale_scales_the_lm_head_only() -> None:
+    """The bench's flatter-output checkpoint: only ``lm_head`` changes, by the factor; 1 changes nothing."""
+    head, down = "language_model.lm_head.weight", "language_model.model.layers.0.mlp.down_proj.weight"
+    for name, shape in ((head, (64, 32)), (down, (32, 48))):
+        plain = make_tensor(name, shape, torch.bfloat16, 0)
+        assert torch.equal(make_tensor(name, shape, torch.bfloat16, 0, logit_scale=1.0), plain)
+        scaled = make_tensor(name, shape, torch.bfloat16, 0, logit_scale=0.25)
+        assert torch.equal(scaled, plain * 0.25 if name == head else plain)  # a power of two: exact in bf16
 
 
 def test_overrides_and_vision_variants(tmp_path: Path) -> None:

@@ -134,7 +134,7 @@ def _side_files(out: Path, preset: Preset) -> None:
 
 
 def build_demo_checkpoint(out: Path, preset: Preset, seed: int = 0, outlier_scale: float = 1.0,
-                          overwrite: bool = False,
+                          overwrite: bool = False, logit_scale: float = 1.0,
                           on_tensor: Callable[[PlannedTensor], None] | None = None) -> Path:
     """Write the checkpoint to ``out`` (atomically) and return its path."""
     if preset.llm.vocab_size < added_tokens()[-1][0] + 1:
@@ -144,7 +144,8 @@ def build_demo_checkpoint(out: Path, preset: Preset, seed: int = 0, outlier_scal
         (tmp / "config.json").write_text(json.dumps(config_dict(preset, seed), indent=2) + "\n")
         cfg = load_config(tmp)
         plan = [PlannedTensor(name, dtype, shape) for name, shape in expected_tensors(cfg).items()]
-        write_sharded(tmp, plan, lambda t: make_tensor(t.name, t.shape, t.dtype, seed, outlier_scale),
+        write_sharded(tmp, plan, lambda t: make_tensor(t.name, t.shape, t.dtype, seed, outlier_scale,
+                                                           logit_scale),
                       preset.shard_bytes, on_tensor)
         _side_files(tmp, preset)
     return Path(out)

@@ -12,6 +12,9 @@ exists because of those channels, so the demo weights have them:
 * linear weights ~ N(0, 1/fan_in) with 1% of entries four times larger;
 * small layer scales (InternViT's ``ls1``/``ls2``), sizeable position embeddings.
 
+The random LM head predicts more sharply than a trained one (tiny: median top-1 probability 0.997 on
+bench_imatrix's prompts); ``logit_scale`` multiplies it for benchmarks that want a gentler KL regime.
+
 Every tensor has its own generator seeded from (seed, name), so a tensor's
 values do not depend on which other tensors exist, and big tensors are made in
 row chunks so building the full-width slice never holds a 3 GB float32 copy.
@@ -25,6 +28,7 @@ from collections.abc import Callable
 
 import torch
 
+LM_HEAD = "lm_head.weight"
 CHUNK_ELEMENTS = 1 << 24  # rows generated per step are sized to about 64 MB of float32
 
 
@@ -76,7 +80,7 @@ def _rows(shape: tuple[int, ...], g: torch.Generator, fill: Callable[[torch.Gene
 
 
 def make_tensor(name: str, shape: tuple[int, ...], dtype: torch.dtype, seed: int,
-                outlier_scale: float = 1.0) -> torch.Tensor:
+                outlier_scale: float = 1.0, logit_scale: float = 1.0) -> torch.Tensor:
     g = _generator(seed, name)
     kind = kind_of(name)
     width = shape[-1] if kind != "residual_out" else shape[0]
@@ -113,4 +117,6 @@ def make_tensor(name: str, shape: tuple[int, ...], dtype: torch.dtype, seed: int
         t = _rows(shape, g, linear, dtype)
         if kind == "residual_out":
             t[hot] *= 8.0 * outlier_scale  # in the target dtype: a power of two is exact
+        if logit_scale != 1.0 and name.endswith(LM_HEAD):  # a flatter next-token distribution (benchmarks)
+            t = (t.float() * logit_scale).to(dtype)
     return t.to(dtype)
