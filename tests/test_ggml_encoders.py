@@ -440,3 +440,37 @@ def test_cuda_importance_matches_ggml(qtype: str) -> None:
             got = quantize(torch.from_numpy(x).cuda(), qtype, importance=torch.from_numpy(imp).cuda())
             assert got.device.type == "cuda"
             assert_same_bytes(got, reference_quantize(x, qtype, imp), qtype, f"{case}/{kind}/cuda")
+
+
+# --------------------------------------------------------------------------- NaN scales on a GPU
+#
+# Squares past float32's range (the single_huge_value case) make some scales NaN.  x86 and CUDA give
+# such a NaN different sign bits, so on a GPU the rows holding one are found from the bytes and
+# redone on the CPU.  Here, on the CPU: the rows are found, and bytes with the NaN signs flipped (what
+# CUDA leaves) come back to ggml's.
+
+
+# the types and matrices whose NaN scales the first GPU run (2026-12-04, H200) found with other signs
+@pytest.mark.parametrize("qtype,imp_kind", [("iq4_nl", None), ("q4_0", "lognormal"), ("q5_0", "lognormal"),
+                                            ("q2_k", "lognormal"), ("q4_k", "lognormal"), ("q5_k", "lognormal"),
+                                            ("iq4_nl", "lognormal")])
+def test_nan_scale_rows_are_found_and_redone(qtype: str, imp_kind: str | None) -> None:
+    x = CASES["single_huge_value"]
+    imp = None if imp_kind is None else _importance(imp_kind, COLS)
+    want = reference_quantize(x, qtype, imp)
+    data = torch.from_numpy(x)
+    imp_t = None if imp is None else torch.from_numpy(imp)
+    rows = ggml_encoders.nan_scale_rows(torch.from_numpy(want), qtype, x.shape[0]).tolist()
+    assert rows and set(rows) <= {4, 5}  # only the rows with values past ~1e19
+    flipped = want.copy()
+    blocks = flipped.reshape(-1, GGML_BLOCKS[qtype][1])
+    for o in ggml_encoders._F16_FIELDS[qtype]:
+        h = blocks[:, o].astype(np.int32) | (blocks[:, o + 1].astype(np.int32) << 8)
+        nan = ((h & 0x7C00) == 0x7C00) & ((h & 0x03FF) != 0)
+        blocks[nan, o + 1] ^= 0x80
+    assert not np.array_equal(flipped, want)
+    got = torch.from_numpy(flipped)
+    ggml_encoders._redo_nan_rows_on_cpu(got, data, qtype, imp_t)
+    assert_same_bytes(got, want, qtype, "single_huge_value/nan-redone")
+    assert ggml_encoders.nan_scale_rows(torch.from_numpy(reference_quantize(CASES["normal"], qtype, imp)), qtype,
+                                        CASES["normal"].shape[0]).numel() == 0

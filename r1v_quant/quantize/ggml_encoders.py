@@ -47,6 +47,14 @@ _CHUNK_ELEMENTS = {
     "q2_k": 1 << 18, "q3_k": 1 << 18, "q4_k": 1 << 18, "q5_k": 1 << 18, "q6_k": 1 << 18,
     "iq4_nl": 1 << 18, "iq4_xs": 1 << 18,
 }  # fmt: skip
+# Byte offsets, within a block, of its float16 fields (scales d / mins dmin / m), as ggml's block
+# structs lay them out.  Where an extreme input makes a scale NaN (squares past float32's range), x86
+# and CUDA give that NaN different sign bits, and nothing else differs: such rows are redone on the CPU.
+_F16_FIELDS: dict[str, tuple[int, ...]] = {
+    "q4_0": (0,), "q4_1": (0, 2), "q5_0": (0,), "q5_1": (0, 2), "q8_0": (0,),
+    "q2_k": (80, 82), "q3_k": (108,), "q4_k": (0, 2), "q5_k": (0, 2), "q6_k": (208,),
+    "iq4_nl": (0,), "iq4_xs": (0,),
+}  # fmt: skip
 _WEIGHTED_CHUNK_ELEMENTS = 1 << 18  # legacy types with importance run a scale search too
 _DEFAULT_CHUNK_ELEMENTS = 1 << 21
 _GPU_CHUNK_ELEMENTS = 1 << 23
@@ -204,4 +212,35 @@ def quantize(
 
     for first in range(0, nblocks, step):
         encode(first)
+    if data.device.type != "cpu":
+        _redo_nan_rows_on_cpu(out, data, qtype, imp)
     return out
+
+
+def nan_scale_rows(out: torch.Tensor, qtype: str, rows: int) -> torch.Tensor:
+    """Indices of the rows of encoded ``out`` that hold a NaN float16 field (a NaN scale)."""
+    fields = _F16_FIELDS.get(qtype, ())
+    if not fields:  # f16 / bf16: finite input, finite or infinite output
+        return torch.zeros(0, dtype=torch.long, device=out.device)
+    blocks = out.view(-1, GGML_BLOCKS[qtype][1])
+    nan = torch.zeros(blocks.shape[0], dtype=torch.bool, device=out.device)
+    for o in fields:
+        h = blocks[:, o].to(torch.int32) | (blocks[:, o + 1].to(torch.int32) << 8)
+        nan |= ((h & 0x7C00) == 0x7C00) & ((h & 0x03FF) != 0)
+    return nan.view(rows, -1).any(1).nonzero().flatten()
+
+
+def _redo_nan_rows_on_cpu(
+    out: torch.Tensor, data: torch.Tensor, qtype: str, imp: torch.Tensor | None
+) -> None:
+    """Re-encode on the CPU every row with a NaN scale.  Such a NaN comes from an invalid operation
+    (inf - inf, 0 * inf), which x86 answers with a negative NaN and CUDA with a positive one, and later
+    operations carry the sign differently; it only reaches the bytes through float16 fields, so the
+    other rows are already exact.  Real weights never get here (it takes values past ~1e19)."""
+    rows = data.shape[0]
+    redo = nan_scale_rows(out, qtype, rows)
+    if redo.numel() == 0:
+        return
+    row_bytes = out.numel() // rows
+    fixed = quantize(data[redo].cpu(), qtype, importance=None if imp is None else imp.cpu())
+    out.view(rows, row_bytes)[redo] = fixed.view(-1, row_bytes).to(out.device)
