@@ -23,6 +23,13 @@ which no window reaches, to the shipped eval prompts.  The verdict table gives, 
 matrix's KL minus the text-only matrix's of the same window: the mean over the windows, its standard
 error over the prompts (paired, prompt by prompt) and in how many windows it is lower.
 
+Two controls tell what the matrices' figures are made of.  "flat" weighs every column alike: the
+same matrix whatever the window, so it keeps only what handing llama.cpp's encoders any matrix
+changes (their importance-weighted scale searches).  "text-only, columns shuffled" is each window's
+text-only matrix with its columns permuted (seeded, per tensor): the same spread of weights, but on
+the wrong columns.  Where a matrix does no better than these, what it measured about the columns is
+not what its KL shows.
+
 The mmproj is the release default (Q8_0, position table rolled for llama.cpp's graph) in every row,
 so what differs is the language model file.  ``DIR`` may be shared with ``bench_vision.py`` (same
 checkpoint).  Q8_0 without a matrix is measured too, as the floor: how far near-lossless 8 bits
@@ -54,6 +61,25 @@ FLOOR = "q8_0"  # measured without a matrix only: how far near-lossless 8 bits a
 MATRICES = {"text-only": (True, "prompts"), "multimodal, tokens alike": (False, "tokens"),
             "multimodal": (False, "prompts")}
 GROUPS = ("image", "text")
+FLAT, SHUFFLED = "flat", "text-only, columns shuffled"  # controls (see the module's docstring)
+CONTROLS = (FLAT, SHUFFLED)
+
+
+def control(m: object, kind: str, seed: int) -> object:
+    """The control ``kind`` made from the text-only matrix ``m``: ``FLAT`` (every importance 1) or
+    ``SHUFFLED`` (each tensor's sums with their columns permuted, numpy seeded by ``seed``)."""
+    import copy
+
+    import numpy as np
+
+    out = copy.copy(m)
+    rng = np.random.default_rng(seed)
+    if kind == FLAT:
+        out.sums = {n: np.ones_like(s) for n, s in m.sums.items()}
+        out.counts = dict.fromkeys(m.sums, 1.0)
+    else:
+        out.sums = {n: m.sums[n][rng.permutation(len(m.sums[n]))] for n in sorted(m.sums)}
+    return out
 
 
 def slug(kind: str) -> str:
@@ -159,6 +185,15 @@ def main() -> None:
                 figures, per_sample[t, kind, d] = measure(t, m, gguf / f"{slug(kind)}-w{d}-{samples}x{seq_len}")
                 rows.append({"type": t.upper(), "window": label, "imatrix": kind, **figures})
                 print(rows[-1], flush=True)
+            if kind != "text-only":
+                continue
+            for ctl in CONTROLS if d == 0 else (SHUFFLED,):  # flat is the same matrix in every window
+                folder = gguf / (slug(ctl) if ctl == FLAT else f"{slug(ctl)}-w{d}-{samples}x{seq_len}")
+                for t in TYPES:
+                    figures, per_sample[t, ctl, d] = measure(t, control(m, ctl, seed=d), folder)
+                    rows.append({"type": t.upper(), "window": "-" if ctl == FLAT else label, "imatrix": ctl,
+                                 **figures})
+                    print(rows[-1], flush=True)
 
     print(f"\n{confidence(ref)}")
     caption = (f"per calibration window ({' / '.join(windows)}; no matrix: one figure)" if windows
@@ -166,7 +201,7 @@ def main() -> None:
     print(f"\nKL and top-1 {caption}\n\n"
           "| type | matrix | KL image | KL text | top-1 image | top-1 text |\n|---|---|---|---|---|---|")
     for t in (FLOOR, *TYPES):
-        for kind in ("none", *MATRICES) if t != FLOOR and a.draws else ("none",):
+        for kind in ("none", *MATRICES, *CONTROLS) if t != FLOOR and a.draws else ("none",):
             mine = [r for r in rows if r["type"] == t.upper() and r["imatrix"] == kind]
             print(f"| {t.upper()} | {kind} | " + " | ".join(" / ".join(f"{r[c]:.{4 if c.startswith('kl') else 3}f}"
                                                                          for r in mine)
@@ -180,8 +215,8 @@ def main() -> None:
         print(f"\nKL minus the text-only matrix's, mean over {a.draws} window(s) +- standard error over the prompts; "
               "windows where lower:\n\n| type | matrix | image | lower | text | lower |\n|---|---|---|---|---|---|")
         for t in TYPES:
-            for kind in ("none", *(k for k in MATRICES if k != "text-only")):
-                runs = [(per_sample[t, kind, 0 if kind == "none" else d], per_sample[t, "text-only", d])
+            for kind in ("none", *(k for k in MATRICES if k != "text-only"), *CONTROLS):
+                runs = [(per_sample[t, kind, 0 if kind in ("none", FLAT) else d], per_sample[t, "text-only", d])
                         for d in range(a.draws)]
                 row = {"type": t.upper(), "imatrix": kind}
                 for g in GROUPS:
