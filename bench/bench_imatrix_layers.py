@@ -73,6 +73,9 @@ def main() -> None:
     from r1v_quant.read.imatrix_file import load_imatrix
     from r1v_quant.read.layout import LLM
 
+    model_name = "tiny" if a.logit_scale == 1.0 else f"tiny-logits{a.logit_scale:g}"  # as tiny_with_reference names it
+    if not (a.work_dir / model_name / "config.json").is_file():  # before the reference, which would be built
+        sys.exit(f"{a.work_dir}: no {model_name} checkpoint; run bench_imatrix.py with this work folder first")
     model, data, _ = tiny_with_reference(a.work_dir, *a.eval, held_out=a.held_out, logit_scale=a.logit_scale)
     ckpt = open_checkpoint(model)
     by_window = []  # per window: importance kind -> matrix (None: no matrix)

@@ -13,8 +13,8 @@ as ``llama-imatrix`` does, so the image positions, most of a multimodal sample, 
 in llama.cpp (``bench/bench_imatrix.py``, README; tiny model, matrices from three calibration windows):
 against the text-only matrix on image prompts, both win on Q4_K_M, neither on IQ4_XS or Q3_K_M.
 Layer by layer (``bench/bench_imatrix_layers.py``) the "prompts" matrix does lower the linears' mean
-output error on image prompts, for all three types: the loss comes from how errors travel through
-that random model, not from what the matrix measured.
+output error at image prompts' image positions and answers, for all three types: the end-to-end loss
+comes from how errors travel through that random model, not from what the matrix measured.
 """
 
 from __future__ import annotations
