@@ -22,6 +22,11 @@ def eval_subset(out: Path, images: int, texts: int) -> Path:
     return write_eval_subset(out, images, texts)
 
 
+def tiny_name(logit_scale: float = 1.0) -> str:
+    """The folder ``tiny_with_reference`` builds the tiny checkpoint in, for a given LM-head scale."""
+    return "tiny" if logit_scale == 1.0 else f"tiny-logits{logit_scale:g}"
+
+
 def tiny_with_reference(work: Path, images: int, texts: int, held_out: int = 0,
                         logit_scale: float = 1.0) -> tuple[Path, Path, Path]:
     """(tiny checkpoint, eval prompts, their BF16 reference) in ``work``, each made once and reused.
@@ -38,7 +43,7 @@ def tiny_with_reference(work: Path, images: int, texts: int, held_out: int = 0,
     from r1v_quant.read import open_checkpoint
     from r1v_quant.validate.reference_file import save_reference
 
-    model = work / ("tiny" if logit_scale == 1.0 else f"tiny-logits{logit_scale:g}")
+    model = work / tiny_name(logit_scale)
     if not (model / "config.json").is_file():
         build_demo_checkpoint(model, PRESETS["tiny"], overwrite=True, logit_scale=logit_scale)
     name = f"eval-{images}-{texts}" + (f"-calib{held_out}" if held_out else "")

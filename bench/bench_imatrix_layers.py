@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import tiny_with_reference  # noqa: E402
+from _common import tiny_name, tiny_with_reference  # noqa: E402
 from bench_imatrix import CONTROLS, MATRICES, TYPES, control, slug  # noqa: E402
 
 GROUPS = ("image: image positions", "image: other text", "image: answer", "text: other", "text: answer")
@@ -73,7 +73,7 @@ def main() -> None:
     from r1v_quant.read.imatrix_file import load_imatrix
     from r1v_quant.read.layout import LLM
 
-    model_name = "tiny" if a.logit_scale == 1.0 else f"tiny-logits{a.logit_scale:g}"  # as tiny_with_reference names it
+    model_name = tiny_name(a.logit_scale)
     if not (a.work_dir / model_name / "config.json").is_file():  # before the reference, which would be built
         sys.exit(f"{a.work_dir}: no {model_name} checkpoint; run bench_imatrix.py with this work folder first")
     model, data, _ = tiny_with_reference(a.work_dir, *a.eval, held_out=a.held_out, logit_scale=a.logit_scale)
@@ -109,6 +109,8 @@ def main() -> None:
     linears = sorted(second_moments, key=lambda n: gguf_names_of(n)[1][0])
     n_layers, n_gqa = ckpt.config.llm.num_layers, ckpt.config.llm.num_heads // ckpt.config.llm.num_kv_heads
     weights = {linear: ckpt.read_tensor(linear + ".weight").float() for linear in linears}
+    output_energy = {linear: {g: energy(weights[linear].double(), c) for g, c in second_moments[linear].items()}
+                     for linear in linears}  # the denominators: the same whatever the type and importance
 
     def mean_error(t: str, m: object) -> dict[str, float]:
         """Relative output error x 1000 by group, mean over the weight matrices, type ``t``, importance ``m``."""
@@ -122,7 +124,7 @@ def main() -> None:
             rows_bytes = code.reshape(w.shape[0], row_nbytes(qtype.name.lower(), w.shape[1]))
             dw = torch.from_numpy(dequantize(rows_bytes, qtype).astype(np.float64)) - w.double()
             for g, c in second_moments[linear].items():
-                errors[g].append(1000 * energy(dw, c) / energy(w.double(), c))
+                errors[g].append(1000 * energy(dw, c) / output_energy[linear][g])
                 if a.per_tensor:
                     print(f"  {t} {name} ({qtype.name}) {g}: {errors[g][-1]:.3f}")
         return {g: sum(v) / len(v) for g, v in errors.items()}

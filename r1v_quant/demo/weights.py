@@ -118,5 +118,5 @@ def make_tensor(name: str, shape: tuple[int, ...], dtype: torch.dtype, seed: int
         if kind == "residual_out":
             t[hot] *= 8.0 * outlier_scale  # in the target dtype: a power of two is exact
         if logit_scale != 1.0 and name.endswith(LM_HEAD):  # a flatter next-token distribution (benchmarks)
-            t = (t.float() * logit_scale).to(dtype)
+            t = t.float() * logit_scale  # cast back to dtype below
     return t.to(dtype)
