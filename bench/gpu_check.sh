@@ -1,28 +1,39 @@
 #!/usr/bin/env bash
-# The GPU checks, in one prepared run (issue 12): on the `slice` checkpoint (real widths), `awq`,
-# `reference`, `validate` and `gguf` with --device cuda, each compared with the same command on the CPU:
-#   * awq: seconds per decoder layer and peak GPU memory (from --json), and the CUDA artifact's KL to
-#     the BF16 reference beside the CPU artifact's (bfloat16 on the GPU, float32 on the CPU: the two
-#     must agree within noise);
-#   * reference: the CUDA reference validated against the CPU one (KL ~ 0);
-#   * gguf: Q4_K_M + the default mmproj encoded on the GPU, byte-identical to the CPU files, with GB/s.
-# Sized to finish in under 8 minutes on one H100/H200 (16 CPU cores).  On a machine without a GPU,
-# DEVICE=cpu runs every step on the CPU against itself, which checks the script (use a small MODEL).
+# The GPU checks, in one prepared run, on the `slice` checkpoint (the 38B's real widths, 2 + 2 layers).
+# Steps run most valuable first, each report written to $REPORTS as soon as it exists, so a run cut
+# short by its time limit still says what it measured:
+#   1. awq --device cuda at the 38B's own default calibration (128 samples x 2048 tokens, 4 tiles):
+#      every layer has the real widths and the real number of calibration tokens, so the peak GPU
+#      memory and seconds per layer measured here are the 38B's per layer (only the layer count
+#      differs); then the same with --offload (its files compared byte for byte), and at a small
+#      calibration (AWQ_SMALL), the second size that shows the slope (AWQ_RUNS picks and orders them);
+#      each run's peaks are listed per step of the plan, measured beside planned;
+#   2. reference on $DEVICE and on the CPU, the $DEVICE one validated against the CPU's (KL ~ 0), and
+#      the CUDA AWQ artifact's KL to the BF16 reference;
+#   3. gguf Q4_K_M on $DEVICE and on the CPU: bytes identical, GB/s (the language model only: see MMPROJ);
+#   4. (CPU_AWQ=1) awq on the CPU (float32) at the small calibration, its KL beside the CUDA one's.
+# On a machine without a GPU, DEVICE=cpu runs every step on the CPU, which checks the script (use a
+# small MODEL and small calibrations).
 #
 #   bench/gpu_check.sh                                  # slice, built in $WORK if missing
-#   DEVICE=cpu MODEL=/tmp/tiny WORK=/tmp/gpucheck bench/gpu_check.sh
+#   DEVICE=cpu MODEL=/tmp/tiny WORK=/tmp/gpucheck AWQ_FULL="--samples 8 --seq-len 256" bench/gpu_check.sh
 set -euo pipefail
 DEVICE=${DEVICE:-cuda}
 WORK=${WORK:-/tmp/r1v-gpu-check}
+REPORTS=${REPORTS:-$WORK/reports}                                    # the JSON reports and results.txt
 MODEL=${MODEL:-$WORK/slice}
 THREADS=${THREADS:-$(nproc)}
-AWQ_OPTS=${AWQ_OPTS:-"--samples 4 --seq-len 256 --max-tiles 1"}   # same calibration for both devices
-EVAL=${EVAL:-"2 2"}                                                # eval samples: images, texts
-mkdir -p "$WORK"
+AWQ_FULL=${AWQ_FULL:-""}                                             # awq's defaults: the 38B's calibration
+AWQ_SMALL=${AWQ_SMALL:-"--samples 8 --seq-len 512 --max-tiles 1"}
+AWQ_RUNS=${AWQ_RUNS:-"full full-offload small"}                     # which of step 1's runs, in order
+CPU_AWQ=${CPU_AWQ:-1}
+EVAL=${EVAL:-"2 2"}                                                  # eval samples: images, texts
+mkdir -p "$WORK" "$REPORTS"
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 r1v() { "$PY" -m r1v_quant "$@"; }
 t() { local s=$SECONDS; "$@"; echo "    ($((SECONDS - s)) s)" >&2; }  # stderr: stdout may be a --json file
+results() { "$PY" bench/gpu_check_results.py "$REPORTS" "$WORK" "$DEVICE" | tee "$REPORTS/results.txt"; }
 
 echo "== r1v-quant GPU check: device $DEVICE, model $MODEL, $THREADS CPU threads"
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
@@ -34,51 +45,49 @@ from pathlib import Path
 from r1v_quant.calibrate.dataset import write_eval_subset
 write_eval_subset(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
 PYEOF
-
-echo "== awq on $DEVICE and on cpu"
-t r1v awq "$MODEL" --out "$WORK/awq-$DEVICE" --device "$DEVICE" $AWQ_OPTS --force --json > "$WORK/awq-$DEVICE.json"
-t r1v awq "$MODEL" --out "$WORK/awq-cpu" --device cpu $AWQ_OPTS --force --json > "$WORK/awq-cpu.json"
-
-echo "== reference on $DEVICE and on cpu"
-t r1v reference "$MODEL" --out "$WORK/ref-cpu.r1vref" --data "$WORK/eval.jsonl" --max-tiles 2 --device cpu --force
-t r1v reference "$MODEL" --out "$WORK/ref-$DEVICE.r1vref" --data "$WORK/eval.jsonl" --max-tiles 2 --device "$DEVICE" --force
-
-echo "== validate on $DEVICE"
 LOOSE="--max-kl 1000 --min-top1 0 --max-ppl-ratio 1000"  # figures, not a gate: the demo weights are random
 v() { r1v validate "$1" --reference "$2" --data "$WORK/eval.jsonl" --device "$DEVICE" $LOOSE --json > "$3" || true; }
-t v "$MODEL" "$WORK/ref-cpu.r1vref" "$WORK/val-ref.json"               # the GPU reference vs the CPU one
-t v "$WORK/awq-$DEVICE" "$WORK/ref-cpu.r1vref" "$WORK/val-awq-$DEVICE.json"
-t v "$WORK/awq-cpu" "$WORK/ref-cpu.r1vref" "$WORK/val-awq-cpu.json"
+awq() {  # awq NAME DEVICE OPTIONS...: the artifact in $WORK/NAME, its report in $REPORTS/NAME.json
+  local name=$1 dev=$2; shift 2
+  t r1v awq "$MODEL" --out "$WORK/$name" --device "$dev" "$@" --force --json > "$REPORTS/$name.json"
+}
 
-echo "== gguf q4_k_m + the default mmproj on $DEVICE and on cpu"
-t r1v gguf "$MODEL" --type q4_k_m --out "$WORK/gguf-$DEVICE" --device "$DEVICE" --threads "$THREADS" --force --json \
-  > "$WORK/gguf-$DEVICE.json"
-t r1v gguf "$MODEL" --type q4_k_m --out "$WORK/gguf-cpu" --device cpu --threads "$THREADS" --force --json \
-  > "$WORK/gguf-cpu.json"
+echo "== awq on $DEVICE: full calibration, with --offload, small calibration"
+for run in $AWQ_RUNS; do
+  case $run in
+    full) awq awq-full "$DEVICE" $AWQ_FULL ;;
+    full-offload) awq awq-full-offload "$DEVICE" $AWQ_FULL --offload ;;
+    small) awq awq-small "$DEVICE" $AWQ_SMALL ;;
+    *) echo "AWQ_RUNS: unknown run $run (full, full-offload, small)" >&2; exit 2 ;;
+  esac
+  results
+done
 
-"$PY" - "$WORK" "$DEVICE" <<'PYEOF'
-import filecmp, json, sys
-from pathlib import Path
-work, dev = Path(sys.argv[1]), sys.argv[2]
-j = lambda n: json.loads((work / n).read_text())
-print("== results")
-for d in (dev, "cpu"):
-    a = j(f"awq-{d}.json")
-    peaks = a["measured_peaks"]["layer"]
-    gpu = peaks["device_bytes"]
-    per_layer = "  ".join(f"{stack} {sum(s) / len(s):.1f}" for stack, s in a["seconds_per_layer"].items() if s)
-    print(f"awq {d:5s}: {a['options']['dtype']}, {a['calibration']['tokens']} tokens, mean seconds per layer "
-          f"{per_layer}, peak host {peaks['host_bytes'] / 1e9:.2f} GB"
-          + (f", peak GPU {gpu / 1e9:.2f} GB (plan {a['plan']['peak_device_bytes'] / 1e9:.2f})" if gpu else ""))
-for name in ("val-ref.json", f"val-awq-{dev}.json", "val-awq-cpu.json"):
-    r = j(name)
-    print(f"{name:18s} " + "  ".join(f"{g}: KL {v['kl_mean']:.4f} top-1 {v['top1']:.3f}" for g, v in r["groups"].items()))
-files = [f["path"] for f in j(f"gguf-{dev}.json")["files"]]
-same = [filecmp.cmp(f, f.replace(f"gguf-{dev}", "gguf-cpu"), shallow=False) for f in files]
-for d in (dev, "cpu"):
-    g = j(f"gguf-{d}.json")
-    size = sum(f["bytes"] for f in g["files"])
-    print(f"gguf {d:5s}: {g['seconds']} s, {size / 1e9 / max(g['seconds'], 1e-9):.3f} GB/s written")
-print(f"gguf files identical on {dev} and cpu: {all(same)} ({sum(same)} of {len(same)})")
-sys.exit(0 if all(same) else 1)
-PYEOF
+echo "== reference on $DEVICE and on cpu; validate on $DEVICE"
+t r1v reference "$MODEL" --out "$WORK/ref-$DEVICE.r1vref" --data "$WORK/eval.jsonl" --max-tiles 2 --device "$DEVICE" \
+  --force
+for name in awq-full awq-small; do
+  if [ -d "$WORK/$name" ]; then t v "$WORK/$name" "$WORK/ref-$DEVICE.r1vref" "$REPORTS/val-$name.json"; fi
+done
+t r1v reference "$MODEL" --out "$WORK/ref-cpu.r1vref" --data "$WORK/eval.jsonl" --max-tiles 2 --device cpu --force
+t v "$MODEL" "$WORK/ref-cpu.r1vref" "$REPORTS/val-ref.json"             # the $DEVICE model vs the CPU reference
+results
+
+# the mmproj needs the 38B's own 45 vision layers: for a 3200-wide tower of any other depth, llama.cpp
+# takes LayerNorm for the RMSNorm it has and `gguf` refuses to write it (the GPU encoders of the vision
+# tower's types are checked by gpu_check_gguf.sh)
+MMPROJ=${MMPROJ:---no-mmproj}
+echo "== gguf q4_k_m ($MMPROJ) on $DEVICE and on cpu"
+g() { t r1v gguf "$MODEL" --type q4_k_m $MMPROJ --out "$WORK/gguf-$1" --device "$1" --threads "$THREADS" --force \
+        --json > "$REPORTS/gguf-$1.json"; }
+g "$DEVICE"
+g cpu
+results
+
+if [ "$CPU_AWQ" = 1 ]; then
+  echo "== awq on cpu (float32), small calibration"
+  awq awq-small-cpu cpu $AWQ_SMALL
+  t v "$WORK/awq-small-cpu" "$WORK/ref-$DEVICE.r1vref" "$REPORTS/val-awq-small-cpu.json"
+  results
+fi
+! grep -q "^MISMATCH" "$REPORTS/results.txt"

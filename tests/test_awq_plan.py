@@ -42,7 +42,8 @@ def run_awq(model: Path, out: Path, *args: str) -> dict:
 def test_predicted_peaks_match_measured_ones(wide_ckpt: Path, tmp_path: Path, samples: int) -> None:
     """Per phase (embed, layer, assemble), the plan's peak resident memory against the measured one
     (VmHWM reset at each phase start): within 25%, both as a whole and for what the phase adds to the
-    process it starts from (plus 64 MB for allocator slack, which matters in the small phases)."""
+    process it starts from (plus 64 MB for allocator slack, which matters in the small phases); and per
+    step of the plan (VmHWM reset at each step's end), within 25% as a whole."""
     s = run_awq(wide_ckpt, tmp_path / "out", "--samples", str(samples), "--seq-len", "256", "--max-tiles", "2")
     plan = s["plan"]
     base = plan["base_host_bytes"]
@@ -53,6 +54,12 @@ def test_predicted_peaks_match_measured_ones(wide_ckpt: Path, tmp_path: Path, sa
         assert got is not None
         assert abs(got - want) <= 0.25 * want, (phase, got / MB, want / MB)
         assert abs((got - base) - (want - base)) <= 0.25 * (want - base) + 64 * MB, (phase, got / MB, want / MB)
+    # and step by step, under the plan's own step names (every step but assemble, which is its phase)
+    steps = {st["step"]: st for st in plan["steps"]}
+    assert set(s["measured_steps"]) == set(steps) - {"assemble"}
+    for step, measured in s["measured_steps"].items():
+        got, want = measured["host_bytes"], base + steps[step]["host_bytes"]
+        assert got is not None and abs(got - want) <= 0.25 * want, (step, got / MB, want / MB)
 
 
 def test_plan_option_prints_the_plan_and_does_no_work(tiny_ckpt: Path, tmp_path: Path,

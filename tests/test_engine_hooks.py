@@ -65,9 +65,9 @@ def test_before_hook_runs_a_layer_with_other_weights_and_sees_its_linear_inputs(
         config = ckpt.config
         loaded: list[str] = []
 
-        def load_unit(self, name: str):
+        def load_unit(self, name: str, place=None):
             self.loaded.append(name)
-            return ckpt.load_unit(name)
+            return ckpt.load_unit(name, place)
 
     source = Recorded()
     engine = Engine(source)

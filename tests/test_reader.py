@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import weakref
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,24 @@ def test_f16_and_f32_sources(tmp_path: Path, dtype: str, torch_dtype: torch.dtyp
     ckpt = open_checkpoint(build_demo_checkpoint(tmp_path / "m", preset))
     unit = ckpt.load_unit("llm.layer.0")
     assert all(t.dtype == torch_dtype for t in unit.tensors.values())
+
+
+def test_a_unit_is_placed_tensor_by_tensor_as_it_is_read(tiny_ckpt: Path) -> None:
+    """With ``place`` (the engine's: to the device, in its dtype), each tensor moves as soon as it is read
+    and the tensor as read is freed before the next one is read: on a GPU the host holds one tensor of
+    a unit, not the unit (the plan counts one)."""
+    ckpt = open_checkpoint(tiny_ckpt)
+    plain = ckpt.load_unit("llm.layer.0").tensors
+    as_read: list[weakref.ref] = []
+
+    def place(t: torch.Tensor) -> torch.Tensor:
+        assert all(r() is None for r in as_read), "the previous tensor as read is still held"
+        as_read.append(weakref.ref(t))
+        return t.to(torch.float64)
+
+    placed = ckpt.load_unit("llm.layer.0", place).tensors
+    assert len(as_read) == len(plain) == len(placed) > 5
+    assert all(placed[k].dtype == torch.float64 and torch.equal(placed[k], plain[k].double()) for k in plain)
 
 
 def test_single_file_checkpoint(tiny_ckpt: Path, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from r1v_quant.read import Unit
+from r1v_quant.read.checkpoint import Place
 
 
 class TransformedSource:
@@ -14,6 +15,9 @@ class TransformedSource:
     def __init__(self, source: Any, transform: Callable[[Unit], Unit] | None):
         self.source, self.config, self.transform = source, source.config, transform
 
-    def load_unit(self, name: str) -> Unit:
+    def load_unit(self, name: str, place: Place | None = None) -> Unit:
         unit = self.source.load_unit(name)
-        return self.transform(unit) if self.transform else unit
+        unit = self.transform(unit) if self.transform else unit
+        if place:
+            unit.tensors = {k: place(v) for k, v in unit.tensors.items()}
+        return unit

@@ -76,7 +76,7 @@ def awq(
     chunk_tokens: int = typer.Option(0, "--chunk-tokens", min=0,
                                      help="Calibration tokens whose activations are held at once (0: 4096 on the "
                                           "CPU, 16384 on a GPU); memory per token does not depend on it."),
-    offload: bool = typer.Option(False, "--offload", help="Keep the activations between layers in (pinned) host "
+    offload: bool = typer.Option(False, "--offload", help="Keep the activations between layers in host "
                                                           "memory instead of on the GPU."),
     vision_fp16: bool = typer.Option(False, "--vision-fp16",
                                      help="Keep the vision tower in float16 (LMDeploy loads only this variant; "

@@ -38,7 +38,7 @@ from ..read.config import ModelConfig
 from ..read.fingerprint import fingerprint
 from ..read.layout import LLM, VISION
 from ..write.awq_export import SUMMARY_FILE, AWQLayout, WorkDir, as_float16, assemble, pack_linear, quantization_config
-from ..engine.memory import PeakMeter, host_rss, release_free_memory
+from ..engine.memory import PeakMeter, host_rss, release_free_memory, start_device
 from .awq_plan import AWQRunPlan, Calibration, check_fit
 
 FP16_MAX = 65504.0
@@ -57,7 +57,7 @@ class AWQRunOptions:
     propagate: str = "float"  # measured better than "quantized" (bench/bench_awq.py, see README)
     data: str | None = None
     chunk_tokens: int = 0  # tokens whose activations the search holds at once; 0: auto by device
-    offload: bool = False  # keep the states between layers in (pinned) host memory
+    offload: bool = False  # keep the states between layers in host memory
     vision: bool = True  # quantize the vision tower too (what makes the 38B fit one 30 GB GPU)
     vision_fp16_layers: tuple[int, ...] = ()  # vision layers kept in float16 all the same
 
@@ -74,6 +74,7 @@ class AWQRunOptions:
 Events = Callable[[str, dict[str, Any]], None]  # ("plan" | "layer_start" | "layer_done" | ..., details)
 # options that change how fast or where, not what is computed: left out of the resume key
 NOT_IN_KEY = ("device", "offload")
+PLAN_LABEL = {VISION: "vision layer", LLM: "layer"}  # how the plan (awq_plan) names each stack's layer steps
 
 
 def _key(ckpt: Checkpoint, opt: AWQRunOptions, data: Path) -> dict[str, Any]:
@@ -102,6 +103,7 @@ def calibration_of(prepared: list[Prepared], seq_len: int) -> Calibration:
 
 def plan_run(ckpt: Checkpoint, opt: AWQRunOptions, prepared: list[Prepared]) -> AWQRunPlan:
     """The run's plan; ``opt`` resolved (:meth:`AWQRunOptions.resolved`)."""
+    start_device(opt.device)  # the CUDA runtime's host memory is the process's own, not the plan's
     release_free_memory()  # the process's own size, not what tokenizing left to the allocator
     source_bytes = max(ckpt.info(n).nbytes // max(1, ckpt.info(n).numel) for n in ckpt.tensor_names)
     return AWQRunPlan(ckpt.config, calibration_of(prepared, opt.seq_len), _awq_options(opt),
@@ -118,8 +120,8 @@ class _QuantizeLayers:
     """The layer walk's hooks: before a packed layer runs, AWQ it (its weights are folded in place, or
     replaced by the dequantized ones); after it, save it and its outputs in the work folder."""
 
-    def __init__(self, cfg: ModelConfig, opt: AWQRunOptions, work: WorkDir, emit: Events):
-        self.cfg, self.opt, self.work, self.emit = cfg, opt, work, emit
+    def __init__(self, cfg: ModelConfig, opt: AWQRunOptions, work: WorkDir, emit: Events, meter: PeakMeter):
+        self.cfg, self.opt, self.work, self.emit, self.meter = cfg, opt, work, emit, meter
         self.packed = set(opt.layout().packed_units(cfg))
         self.awq = _awq_options(opt)
         self.current: dict[str, Any] = {}
@@ -128,12 +130,18 @@ class _QuantizeLayers:
     def before(self, call: LayerCall) -> Linears | None:
         self.emit("layer_start", {"unit": call.unit, "layer": call.index})
         self.current = {"t0": time.monotonic()}
+        label = PLAN_LABEL[call.stack]
+        self.meter.step(f"{label}: read")  # the walk has just read the layer
         if call.unit not in self.packed:
             return None
         lq = LayerQuantizer(LayerProgram(self.cfg, call.stack, call.index), call.weights.t, self.awq)
+        searching = [True]
 
         def step(what: str) -> None:
             release_free_memory()
+            if searching[0] and what.startswith("clip"):
+                self.meter.step(f"{label}: scale search")
+                searching[0] = False
             self.emit("step", {"unit": call.unit, "layer": call.index, "step": what})
 
         step("statistics")
@@ -147,6 +155,7 @@ class _QuantizeLayers:
         packed.update(as_float16(lq.float_tensors()))
         self.current.update(report=lq.report, packed=packed)
         release_free_memory()
+        self.meter.step(f"{label}: clip and quantize")
         return Linears(lq.t)
 
     def after(self, call: LayerCall, outputs: list[torch.Tensor]) -> None:
@@ -156,7 +165,9 @@ class _QuantizeLayers:
         record["seconds"] = round(time.monotonic() - self.current["t0"], 3)
         self.work.layer_done(call.unit, self.current.get("packed"), outputs, record)
         self.current = {}
+        call.inputs.clear()  # the walk's list: the inputs go now, not after the meter marks the step
         release_free_memory()
+        self.meter.step(f"{PLAN_LABEL[call.stack]}: next inputs")
         self.emit("layer_done", record)
 
 
@@ -219,21 +230,29 @@ def _run(ckpt: Checkpoint, out: Path, opt: AWQRunOptions, plan: AWQRunPlan, prep
 
     engine = Engine(ckpt, EngineOptions(device=opt.device, dtype=COMPUTE_DTYPES[opt.dtype],
                                         state_device="cpu" if opt.offload else None), progress=unit_loaded)
-    layers = _QuantizeLayers(cfg, opt, work, emit)
+    layers = _QuantizeLayers(cfg, opt, work, emit, meter)
     with torch.no_grad():
         # held in a list that the walk empties, so each layer's inputs are freed once it has run
         states, stack, start = _resume_point(engine, work, state, prepared, opt, layers.hooks)
+        # the meter's steps and phases are named as the plan names them, to be set beside it
+        first_phase = "vision layer" if opt.vision else "embed"
+        if stack == VISION and start == 0:
+            meter.step(f"{first_phase}: patch embeddings")
         if stack == VISION:  # nothing done yet, or only vision layers
             vision_hooks = layers.hooks if opt.vision else None
             vision_states = engine.walk(VISION, states.pop(), vision_hooks, start=start)
             if opt.vision:
                 meter.done("vision layer")
+            else:
+                meter.step("embed: vision layer")
             image_tokens = engine.project(vision_states)
             del vision_states
+            meter.step("embed: projector")
             states, start = [engine.splice(prepared, image_tokens, opt.seq_len)], 0
             del image_tokens
         prepared.clear()  # the tiles' pixels
         release_free_memory()
+        meter.step("embed: tokens")
         meter.done("embed")
         emit("embedded", {})
         engine.walk(LLM, states.pop(), layers.hooks, start=start)
@@ -261,6 +280,7 @@ def _run(ckpt: Checkpoint, out: Path, opt: AWQRunOptions, plan: AWQRunPlan, prep
     meter.done("assemble")
     summary["plan"] = plan.summary()
     summary["measured_peaks"] = meter.peaks
+    summary["measured_steps"] = meter.steps
     summary["peak_host_bytes"] = meter.host_peak()
     summary["seconds_per_layer"] = {r["stack"]: [] for r in reports}
     for r in reports:

@@ -18,7 +18,7 @@ import torch
 
 from ..errors import InputError
 from ..formats.awq_gemm import dequantize, unpack_gemm
-from .checkpoint import Unit, shard_map
+from .checkpoint import Place, Unit, shard_map
 from .config import ModelConfig, load_config
 from .files import read_json_object
 from .layout import classify, expected_tensors, walk_order
@@ -97,21 +97,18 @@ class AwqArtifact:
         check_finite(self.shards[shard].path, name, t)
         return t
 
-    def load_unit(self, unit: str) -> Unit:
+    def load_unit(self, unit: str, place: Place | None = None) -> Unit:
         info = classify(self.units[unit][0])
         out = Unit(unit, info.component, info.layer)
         fds: dict[str, int] = {}
         try:
             for name in self.units[unit]:
                 stored = [self._read(n, fds) for n in self.logical[name]]
-                if len(stored) == 1:
-                    out.tensors[name] = stored[0]
-                    continue
                 try:
-                    q, zeros, scales = unpack_gemm(*stored)
-                    out.tensors[name] = dequantize(q, zeros, scales, self.group_size)
+                    t = stored[0] if len(stored) == 1 else dequantize(*unpack_gemm(*stored), self.group_size)
                 except ValueError as e:
                     raise InputError(f"{self.dir}: packed linear '{name.removesuffix('.weight')}': {e}") from None
+                out.tensors[name] = place(t) if place else t
         finally:
             for fd in fds.values():
                 os.close(fd)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,10 @@ from .config import ModelConfig, load_config
 from .finite import check_finite
 from .layout import COMPONENTS, UnitName, classify, expected_tensors, walk_order
 from .safetensors_file import FLOAT_DTYPES, SafetensorsFile, TensorInfo
+
+# What a unit's reader does to each tensor as soon as it is read (the engine: to the device, in its
+# dtype), so the unit is never whole on the host before it moves: on a GPU the host holds one tensor.
+Place = Callable[[torch.Tensor], torch.Tensor]
 
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
@@ -93,7 +97,7 @@ class Checkpoint:
         check_finite(shard.path, name, t, first_row=start)
         return t
 
-    def load_unit(self, unit: str) -> Unit:
+    def load_unit(self, unit: str, place: Place | None = None) -> Unit:
         u = self.unit_info[unit]
         out = Unit(unit, u.component, u.layer)
         # group by shard so each file is opened once per unit
@@ -105,8 +109,10 @@ class Checkpoint:
             fd = os.open(shard.path, os.O_RDONLY)
             try:
                 for name in names:
-                    out.tensors[name] = shard.read(name, fd)
-                    check_finite(shard.path, name, out.tensors[name])
+                    t = shard.read(name, fd)
+                    check_finite(shard.path, name, t)
+                    out.tensors[name] = place(t) if place else t
+                    del t
             finally:
                 os.close(fd)
         return out

@@ -30,7 +30,7 @@ import torch
 
 from ..errors import InputError
 from ..formats.gguf_names import gguf_name, sidecar_path
-from .checkpoint import Unit
+from .checkpoint import Place, Unit
 from .config import ModelConfig, parse_config
 from .files import read_json_object
 from .layout import LLM, classify, expected_tensors, walk_order
@@ -178,7 +178,7 @@ class GgufArtifact:
         check_finite(path, gguf, x)
         return x
 
-    def load_unit(self, unit: str) -> Unit:
+    def load_unit(self, unit: str, place: Place | None = None) -> Unit:
         info = classify(self.units[unit][0])
         out = Unit(unit, info.component, info.layer)
         for name in self.units[unit]:
@@ -188,7 +188,7 @@ class GgufArtifact:
             x = (torch.cat(parts) if len(parts) > 1 else parts[0]).reshape(shape)
             if name == POSITION_TABLE and self.rolled:
                 x = torch.cat([x[:, -1:], x[:, :-1]], dim=1)  # class row back in front
-            out.tensors[name] = x
+            out.tensors[name] = place(x) if place else x
         return out
 
     def files(self) -> list[Path]:

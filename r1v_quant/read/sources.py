@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 
-from .checkpoint import Checkpoint, Unit
+from .checkpoint import Checkpoint, Place, Unit
 from .config import ModelConfig
 from .fingerprint import fingerprint
 
@@ -26,7 +26,7 @@ class UnitSource(Protocol):
 
     config: ModelConfig
 
-    def load_unit(self, unit: str) -> Unit: ...
+    def load_unit(self, unit: str, place: Place | None = None) -> Unit: ...
 
 
 class WeightSource(UnitSource, Protocol):
@@ -55,8 +55,8 @@ class CheckpointSource:
     def unit_names(self) -> list[str]:
         return self.ckpt.unit_names()
 
-    def load_unit(self, unit: str) -> Unit:
-        return self.ckpt.load_unit(unit)
+    def load_unit(self, unit: str, place: Place | None = None) -> Unit:
+        return self.ckpt.load_unit(unit, place)
 
     def files(self) -> list[Path]:
         return sorted(s.path for s in self.ckpt.shards.values())
