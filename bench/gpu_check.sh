@@ -52,7 +52,7 @@ awq() {  # awq NAME DEVICE OPTIONS...: the artifact in $WORK/NAME, its report in
   t r1v awq "$MODEL" --out "$WORK/$name" --device "$dev" "$@" --force --json > "$REPORTS/$name.json"
 }
 
-echo "== awq on $DEVICE: full calibration, with --offload, small calibration"
+echo "== awq on $DEVICE: $AWQ_RUNS"
 for run in $AWQ_RUNS; do
   case $run in
     full) awq awq-full "$DEVICE" $AWQ_FULL ;;
@@ -75,8 +75,8 @@ results
 
 # the mmproj needs the 38B's own 45 vision layers: for a 3200-wide tower of any other depth, llama.cpp
 # takes LayerNorm for the RMSNorm it has and `gguf` refuses to write it (the GPU encoders of the vision
-# tower's types are checked by gpu_check_gguf.sh)
-MMPROJ=${MMPROJ:---no-mmproj}
+# tower's types are checked by gpu_check_gguf.sh); MMPROJ= (empty) asks for it, on the 38B itself
+MMPROJ=${MMPROJ---no-mmproj}
 echo "== gguf q4_k_m ($MMPROJ) on $DEVICE and on cpu"
 g() { t r1v gguf "$MODEL" --type q4_k_m $MMPROJ --out "$WORK/gguf-$1" --device "$1" --threads "$THREADS" --force \
         --json > "$REPORTS/gguf-$1.json"; }

@@ -135,13 +135,14 @@ class _QuantizeLayers:
         if call.unit not in self.packed:
             return None
         lq = LayerQuantizer(LayerProgram(self.cfg, call.stack, call.index), call.weights.t, self.awq)
-        searching = [True]
+        searching = True
 
         def step(what: str) -> None:
+            nonlocal searching
             release_free_memory()
-            if searching[0] and what.startswith("clip"):
+            if searching and what.startswith("clip"):  # the first clip step ends the scale search
                 self.meter.step(f"{label}: scale search")
-                searching[0] = False
+                searching = False
             self.emit("step", {"unit": call.unit, "layer": call.index, "step": what})
 
         step("statistics")

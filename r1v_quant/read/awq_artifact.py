@@ -109,6 +109,7 @@ class AwqArtifact:
                 except ValueError as e:
                     raise InputError(f"{self.dir}: packed linear '{name.removesuffix('.weight')}': {e}") from None
                 out.tensors[name] = place(t) if place else t
+                del stored, t  # before the next read
         finally:
             for fd in fds.values():
                 os.close(fd)

@@ -189,6 +189,7 @@ class GgufArtifact:
             if name == POSITION_TABLE and self.rolled:
                 x = torch.cat([x[:, -1:], x[:, :-1]], dim=1)  # class row back in front
             out.tensors[name] = place(x) if place else x
+            del parts, x  # before the next read
         return out
 
     def files(self) -> list[Path]:
