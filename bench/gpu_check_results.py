@@ -33,14 +33,11 @@ def load(path: Path) -> dict | None:
         return None
 
 
-def awq_rows(reports: Path) -> list[str]:
+def awq_rows(runs: dict[str, dict]) -> list[str]:
     lines = ["| run | dtype | tokens (image) | tiles | peak GPU GB, measured / plan "
              "| peak host GB, measured / plan | s per vision layer | s per LLM layer | TFLOP/s vision, LLM "
              "| 38B, minutes |", "|" + "---|" * 10]
-    for name in AWQ_RUNS:
-        a = load(reports / f"{name}.json")
-        if a is None:
-            continue
+    for name, a in runs.items():
         plan, c, o = a["plan"], a["calibration"], a["options"]
         device = max((p["device_bytes"] or 0) for p in a["measured_peaks"].values())
         mean = {stack: sum(s) / len(s) for stack, s in a["seconds_per_layer"].items() if s}
@@ -56,25 +53,22 @@ def awq_rows(reports: Path) -> list[str]:
     return lines
 
 
-def phase_rows(reports: Path) -> list[str]:
+def phase_rows(runs: dict[str, dict]) -> list[str]:
     """Each phase's measured peaks beside the plan's, for the full-calibration runs."""
     lines = ["| run | phase | GPU GB, measured / plan | host GB, measured / plan |", "|---|---|---|---|"]
     for name in AWQ_RUNS[:2]:
-        a = load(reports / f"{name}.json")
-        for phase, m in (a or {}).get("measured_peaks", {}).items():
+        a = runs.get(name, {})
+        for phase, m in a.get("measured_peaks", {}).items():
             p = a["plan"]["phase_peaks"].get(phase, {})
             lines.append(f"| {name} | {phase} | {gb(m['device_bytes'])} / {gb(p.get('device_bytes'))} "
                          f"| {gb(m['host_bytes'])} / {gb(p.get('host_bytes'))} |")
     return lines
 
 
-def step_rows(reports: Path) -> list[str]:
+def step_rows(runs: dict[str, dict]) -> list[str]:
     """Each step's measured peaks (max over its layers) beside the plan's, where the run measured them."""
     lines = ["| run | step | GPU GB, measured / plan | host GB, measured / plan |", "|---|---|---|---|"]
-    for name in AWQ_RUNS:
-        a = load(reports / f"{name}.json")
-        if a is None:
-            continue
+    for name, a in runs.items():
         base, plan = a["plan"]["base_host_bytes"], {s["step"]: s for s in a["plan"]["steps"]}
         for step, m in a.get("measured_steps", {}).items():
             p = plan.get(step, {})
@@ -92,9 +86,11 @@ def same_files(a: Path, b: Path, pattern: str) -> tuple[int, int]:
 def main() -> int:
     reports, work, dev = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     print("== results")
-    print("\n".join(awq_rows(reports)))
-    print("\n".join(phase_rows(reports)))
-    print("\n".join(step_rows(reports)))
+    # each report read once, in AWQ_RUNS order, for all three tables
+    runs = {n: a for n in AWQ_RUNS if (a := load(reports / f"{n}.json")) is not None}
+    print("\n".join(awq_rows(runs)))
+    print("\n".join(phase_rows(runs)))
+    print("\n".join(step_rows(runs)))
     ok = True
     if all((work / n).is_dir() for n in ("awq-full", "awq-full-offload")):
         same, n = same_files(work / "awq-full", work / "awq-full-offload", "*.safetensors")
