@@ -27,14 +27,16 @@ def tiny_name(logit_scale: float = 1.0) -> str:
     return "tiny" if logit_scale == 1.0 else f"tiny-logits{logit_scale:g}"
 
 
-def tiny_with_reference(work: Path, images: int, texts: int, held_out: int = 0,
-                        logit_scale: float = 1.0) -> tuple[Path, Path, Path]:
+def tiny_with_reference(work: Path, images: int, texts: int, held_out: int = 0, logit_scale: float = 1.0,
+                        model: Path | None = None, device: str = "cpu") -> tuple[Path, Path, Path]:
     """(tiny checkpoint, eval prompts, their BF16 reference) in ``work``, each made once and reused.
 
     The prompts: the first ``images`` / ``texts`` samples with / without images of the shipped eval set,
     then the last ``held_out`` samples of the calibration set (more prompts of the same kinds, for
     measurements whose calibration stops before them).  ``logit_scale`` != 1 builds the checkpoint with
-    its LM head scaled (``tiny-logits<scale>``, its own reference): a flatter next-token distribution."""
+    its LM head scaled (``tiny-logits<scale>``, its own reference): a flatter next-token distribution.
+    ``model``: an existing checkpoint (the real one) instead of the tiny, its reference computed on
+    ``device``."""
     import json
 
     from r1v_quant.calibrate.dataset import load_samples, shipped_rows
@@ -43,9 +45,10 @@ def tiny_with_reference(work: Path, images: int, texts: int, held_out: int = 0,
     from r1v_quant.read import open_checkpoint
     from r1v_quant.validate.reference_file import save_reference
 
-    model = work / tiny_name(logit_scale)
-    if not (model / "config.json").is_file():
-        build_demo_checkpoint(model, PRESETS["tiny"], overwrite=True, logit_scale=logit_scale)
+    if model is None:
+        model = work / tiny_name(logit_scale)
+        if not (model / "config.json").is_file():
+            build_demo_checkpoint(model, PRESETS["tiny"], overwrite=True, logit_scale=logit_scale)
     name = f"eval-{images}-{texts}" + (f"-calib{held_out}" if held_out else "")
     data = eval_subset(work / f"{name}.jsonl", images, texts)
     if held_out:
@@ -53,5 +56,5 @@ def tiny_with_reference(work: Path, images: int, texts: int, held_out: int = 0,
     ref = work / f"{model.name}.{name}.r1vref"
     if not ref.is_file():
         save_reference(ref, compute_reference(open_checkpoint(model), load_samples(data), data,
-                                              ReferenceOptions(max_tiles=2)), overwrite=True)
+                                              ReferenceOptions(max_tiles=2, device=device)), overwrite=True)
     return model, data, ref

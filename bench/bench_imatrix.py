@@ -1,7 +1,7 @@
 """Benchmark, side by side in one run: what an importance matrix buys GGUF, measured in llama.cpp.
 
 Run:  python bench/bench_imatrix.py --work-dir DIR [--calib 32x512] [--draws 1] [--eval 16 16]
-      [--held-out 0] [--threads 2] [--logit-scale 1]
+      [--held-out 0] [--threads 2] [--logit-scale 1] [--no-controls] [--model DIR] [--device cpu]
 
 On the tiny checkpoint, against the BF16 reference on held-out prompts, image and text prompts apart
 (mean KL, top-1 agreement), in llama.cpp's runtime (``validate --runtime llama.cpp``), for Q4_K_M,
@@ -41,6 +41,11 @@ whole nats of KL.  ``--logit-scale 0.25`` builds the checkpoint with the LM head
 power of two, so every quantized file is the same but for its head, exactly divided, top-1 agreement
 moves only where near-ties flip, and KL is that of the same models' logits at temperature 4, a
 gentler regime.
+
+``--model DIR`` measures the same rows on another checkpoint, the real 38B, instead of the tiny one
+(its BF16 reference made once in the work folder, with ``--device`` for it, the matrices and the
+encoders; llama.cpp's runtime runs as its build does).  On a random model the verdict is what these
+weights do with a few percent of rounding error; only the trained model's says what users get.
 """
 
 from __future__ import annotations
@@ -123,7 +128,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--logit-scale", type=float, default=1.0,
                     help="build the tiny checkpoint with its LM head times this (0.25: logits at temperature 4)")
+    ap.add_argument("--no-controls", action="store_true", help="leave out the flat and shuffled controls")
+    ap.add_argument("--model", type=Path, default=None,
+                    help="measure this checkpoint (the real 38B) instead of the tiny one built in the work folder")
+    ap.add_argument("--device", default="cpu", help="for the reference, the matrices and the encoders (cuda: a GPU)")
     a = ap.parse_args()
+    if a.model is not None and a.logit_scale != 1.0:
+        sys.exit("--logit-scale builds a scaled tiny checkpoint: not with --model")
+    controls = () if a.no_controls else CONTROLS
     from r1v_quant.calibrate.dataset import shipped_rows
     from r1v_quant.pipelines.gguf import export_gguf
     from r1v_quant.pipelines.imatrix import ImatrixOptions, compute_imatrix
@@ -138,13 +150,15 @@ def main() -> None:
         sys.exit(f"{a.draws} windows of {samples} and {a.held_out} held out: the calibration set has {len(calib)}")
     work = a.work_dir or Path(tempfile.mkdtemp(prefix="r1v-bench-imatrix-"))
     work.mkdir(parents=True, exist_ok=True)
-    model, data, ref = tiny_with_reference(work, *a.eval, held_out=a.held_out, logit_scale=a.logit_scale)
+    model, data, ref = tiny_with_reference(work, *a.eval, held_out=a.held_out, logit_scale=a.logit_scale,
+                                           model=a.model, device=a.device)
     ckpt = open_checkpoint(model)
     loose = Thresholds(max_kl=1e9, min_top1=0.0, max_ppl_ratio=1e9)  # figures, not a gate
     gguf = work / "gguf-imatrix"
     mmproj = gguf / f"mmproj-{model.name}-Q8_0.gguf"
     if not mmproj.is_file():
-        export_gguf(ckpt, gguf, "f16", "q8_0", name=model.name, llm=False, roll_position_embd=True, overwrite=True)
+        export_gguf(ckpt, gguf, "f16", "q8_0", name=model.name, llm=False, roll_position_embd=True, overwrite=True,
+                    device=a.device)
 
     def measure(t: str, matrix: object, folder: Path) -> tuple[dict, list[dict]]:
         """Figures and per-prompt KL of type ``t`` with ``matrix``; kept in ``folder`` and reused, like the
@@ -153,7 +167,8 @@ def main() -> None:
         if done.is_file():
             kept = json.loads(done.read_text())
             return kept["figures"], kept["per_sample"]
-        llm, _ = export_gguf(ckpt, folder, t, mmproj=False, overwrite=True, imatrix=matrix)
+        llm, _ = export_gguf(ckpt, folder, t, mmproj=False, overwrite=True, imatrix=matrix, device=a.device,
+                             threads=a.threads)
         r = validate_artifact(llm, ref, ValidateOptions(data=data, thresholds=loose, threads=a.threads,
                                                         runtime="llama.cpp", mmproj=mmproj))
         figures = {f"{k}_{g}": round(v[k], 4) for g, v in r.groups.items() for k in ("kl_mean", "top1")}
@@ -178,7 +193,7 @@ def main() -> None:
             if not path.is_file():
                 compute_imatrix(ckpt, path, ImatrixOptions(data=window, samples=texts if text_only else samples,
                                                            seq_len=seq_len, max_tiles=1, text_only=text_only,
-                                                           balance=balance), overwrite=True)
+                                                           balance=balance, device=a.device), overwrite=True)
             m = load_imatrix(path)
             counts[f"{kind} w{d}"] = (m.chunk_count, len(m.sums))
             for t in TYPES:
@@ -187,7 +202,7 @@ def main() -> None:
                 print(rows[-1], flush=True)
             if kind != "text-only":
                 continue
-            for ctl in CONTROLS if d == 0 else (SHUFFLED,):  # flat is the same matrix in every window
+            for ctl in [c for c in controls if d == 0 or c != FLAT]:  # flat is the same matrix in every window
                 folder = gguf / (slug(ctl) if ctl == FLAT else f"{slug(ctl)}-w{d}-{samples}x{seq_len}")
                 for t in TYPES:
                     figures, per_sample[t, ctl, d] = measure(t, control(m, ctl, seed=d), folder)
@@ -201,7 +216,7 @@ def main() -> None:
     print(f"\nKL and top-1 {caption}\n\n"
           "| type | matrix | KL image | KL text | top-1 image | top-1 text |\n|---|---|---|---|---|---|")
     for t in (FLOOR, *TYPES):
-        for kind in ("none", *MATRICES, *CONTROLS) if t != FLOOR and a.draws else ("none",):
+        for kind in ("none", *MATRICES, *controls) if t != FLOOR and a.draws else ("none",):
             mine = [r for r in rows if r["type"] == t.upper() and r["imatrix"] == kind]
             print(f"| {t.upper()} | {kind} | " + " | ".join(" / ".join(f"{r[c]:.{4 if c.startswith('kl') else 3}f}"
                                                                          for r in mine)
@@ -215,7 +230,7 @@ def main() -> None:
         print(f"\nKL minus the text-only matrix's, mean over {a.draws} window(s) +- standard error over the prompts; "
               "windows where lower:\n\n| type | matrix | image | lower | text | lower |\n|---|---|---|---|---|---|")
         for t in TYPES:
-            for kind in ("none", *(k for k in MATRICES if k != "text-only"), *CONTROLS):
+            for kind in ("none", *(k for k in MATRICES if k != "text-only"), *controls):
                 runs = [(per_sample[t, kind, 0 if kind in ("none", FLAT) else d], per_sample[t, "text-only", d])
                         for d in range(a.draws)]
                 row = {"type": t.upper(), "imatrix": kind}

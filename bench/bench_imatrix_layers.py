@@ -13,7 +13,8 @@ prompts' own inputs to it (the BF16 model's): ``tr(dW C dW^T) / tr(W C W^T)`` wi
 positions) and the rest of the text; on text prompts the answer and the rest.  The first table gives
 the mean over the weight matrices (x 1000), then over the windows; the second, each importance's
 change against the text-only matrix of the same window and in how many windows it is lower.
-``output.weight`` (Q6_K in every mix) is left out: the layer walk does not run the LM head.
+``output.weight`` (Q6_K in every mix, so one table for all three types) is measured apart, on the
+positions the KL scores (those whose next token is text), image and text prompts apart.
 
 This is what an importance matrix optimises (each column's mean square stands in for ``C``), one layer
 at a time; ``bench_imatrix.py``'s KL is what comes out of the whole model.  Where the two disagree,
@@ -32,6 +33,7 @@ from _common import tiny_name, tiny_with_reference  # noqa: E402
 from bench_imatrix import CONTROLS, MATRICES, TYPES, control, slug  # noqa: E402
 
 GROUPS = ("image: image positions", "image: other text", "image: answer", "text: other", "text: answer")
+HEAD_GROUPS = ("image prompts", "text prompts")  # the LM head, at the scored positions
 
 
 def position_groups(prepared: object, tokens: int) -> dict[str, object]:
@@ -61,17 +63,20 @@ def main() -> None:
     a = ap.parse_args()
     import numpy as np
     import torch
+    from gguf import GGMLQuantizationType
     from gguf.quants import dequantize
 
     from r1v_quant.calibrate.dataset import load_samples
-    from r1v_quant.calibrate.imatrix import gguf_names_of
+    from r1v_quant.calibrate.imatrix import LM_HEAD, gguf_names_of
     from r1v_quant.calibrate.prompts import prepare_samples
     from r1v_quant.engine import Engine, EngineOptions
+    from r1v_quant.engine.ops import rms_norm
     from r1v_quant.formats.gguf_mix import llm_tensor_type
     from r1v_quant.quantize.ggml_encoders import quantize, row_nbytes
     from r1v_quant.read import open_checkpoint
     from r1v_quant.read.imatrix_file import load_imatrix
     from r1v_quant.read.layout import LLM
+    from r1v_quant.validate.reference_file import scored_positions
 
     model_name = tiny_name(a.logit_scale)
     if not (a.work_dir / model_name / "config.json").is_file():  # before the reference, which would be built
@@ -104,8 +109,15 @@ def main() -> None:
                 by_group[group] = by_group.get(group, 0) + flat[mask].T @ flat[mask]
 
     engine = Engine(ckpt, EngineOptions(), on_linear_input=hook)
+    head_moments: dict[str, torch.Tensor] = {}  # group -> sum of x x^T of the LM head's input, scored positions
     with torch.no_grad():
-        engine.walk(LLM, engine.embed(prepared))
+        hidden = engine.walk(LLM, engine.embed(prepared))
+        norm = engine.load("llm.head")["language_model.model.norm.weight"]
+        for x, p in zip(hidden, prepared):
+            flat = rms_norm(x, norm, ckpt.config.llm.rms_norm_eps).reshape(-1, x.shape[-1])[scored_positions(p)]
+            group = HEAD_GROUPS[0] if p.has_image else HEAD_GROUPS[1]
+            head_moments[group] = head_moments.get(group, 0) + flat.double().T @ flat.double()
+        del hidden
     linears = sorted(second_moments, key=lambda n: gguf_names_of(n)[1][0])
     n_layers, n_gqa = ckpt.config.llm.num_layers, ckpt.config.llm.num_heads // ckpt.config.llm.num_kv_heads
     weights = {linear: ckpt.read_tensor(linear + ".weight").float() for linear in linears}
@@ -145,6 +157,28 @@ def main() -> None:
             print(f"| {kind} | " + " | ".join(f"{100 * sum(v) / len(v):+.1f}% ({sum(x < 0 for x in v)}/{len(v)})"
                                               for v in change.values()) + " |")
         print()
+
+    head = ckpt.read_tensor(LM_HEAD + ".weight").float()
+    head_energy = {g: energy(head.double(), c) for g, c in head_moments.items()}
+
+    def head_error(m: object) -> dict[str, float]:
+        """The LM head's relative output error x 1000 at the scored positions, by prompt group (Q6_K)."""
+        code = quantize(head, "q6_k", "output.weight", None if m is None else torch.from_numpy(m.importance(
+            "output.weight"))).numpy()
+        dw = torch.from_numpy(dequantize(code.reshape(head.shape[0], row_nbytes("q6_k", head.shape[1])),
+                                         GGMLQuantizationType.Q6_K).astype(np.float64)) - head.double()
+        return {g: 1000 * energy(dw, c) / head_energy[g] for g, c in head_moments.items()}
+
+    figures = [{kind: head_error(m) for kind, m in window.items()} for window in by_window]
+    print("output.weight (Q6_K in every mix): relative output error x 1000 at the scored positions, mean over "
+          "the windows; change against the text-only matrix of the same window, windows where lower\n\n"
+          "| importance | " + " | ".join(HEAD_GROUPS) + " | " + " | ".join(f"{g}, vs text-only" for g in HEAD_GROUPS)
+          + " |\n|---|" + "---|" * 2 * len(HEAD_GROUPS))
+    for kind in figures[0]:
+        change = {g: [f[kind][g] / f["text-only"][g] - 1 for f in figures] for g in HEAD_GROUPS}
+        print(f"| {kind} | " + " | ".join(f"{sum(f[kind][g] for f in figures) / len(figures):.3f}" for g in HEAD_GROUPS)
+              + " | " + " | ".join(f"{100 * sum(v) / len(v):+.1f}% ({sum(x < 0 for x in v)}/{len(v)})"
+                                   for v in change.values()) + " |")
 
 
 if __name__ == "__main__":

@@ -17,8 +17,11 @@ import torch
 from cli_runner import run_cli
 from gguf import GGUFReader
 
+from r1v_quant.calibrate.dataset import default_data_path, load_samples
 from r1v_quant.calibrate.imatrix import ImatrixCollector
+from r1v_quant.calibrate.prompts import prepare_samples
 from r1v_quant.cli.app import main
+from r1v_quant.read import open_checkpoint
 from r1v_quant.read.imatrix_file import load_imatrix
 
 CALIB = ["--samples", "4", "--seq-len", "128", "--max-tiles", "1"]
@@ -50,6 +53,17 @@ def test_the_multimodal_matrix_covers_the_llm_the_tower_and_the_projector(matric
         assert expected in names, expected
     assert all(m.counts[n] > 0 and (m.sums[n] >= 0).all() for n in names)
     assert "images and text" in m.datasets[0]
+
+
+def test_the_lm_head_is_summed_where_its_logits_are_read(matrices, tiny_ckpt: Path) -> None:
+    """output.weight counts only the positions whose next token is text; every other entry of the
+    language model counts every token, and a text-only run has no position to leave out."""
+    prepared = prepare_samples(open_checkpoint(tiny_ckpt), load_samples(default_data_path("calib"))[:4], 1)
+    read = sum(int(p.predicts_text()[:128].sum()) for p in prepared)
+    m, summary = load_imatrix(matrices["multimodal"][0]), matrices["multimodal"][1]
+    assert m.counts["blk.0.attn_q.weight"] == summary["tokens"] > m.counts["output.weight"] == read
+    text = load_imatrix(matrices["text"][0])
+    assert text.counts["output.weight"] == text.counts["blk.0.attn_q.weight"] == matrices["text"][1]["tokens"]
 
 
 def test_text_only_sees_no_image(matrices) -> None:
@@ -140,6 +154,17 @@ def test_balance_weighs_the_image_and_text_samples_alike() -> None:
     assert torch.equal(one_group.entries()["blk.0.attn_q.weight"][0], plain.entries()["blk.0.attn_q.weight"][0])
     with pytest.raises(AssertionError, match="30 tokens, not 10"):  # a call out of the engine's state order
         one_group.hook(q, text)
+
+    # rows: only the chosen tokens are summed, the state still counted whole (its 30 tokens checked)
+    head = ImatrixCollector()
+    head.balance(["image", "text"], [30, 10])
+    rows = torch.zeros(30, dtype=torch.bool)
+    rows[:3] = True
+    head.hook("language_model.lm_head", torch.cat([torch.full((1, 3, 4), 2.0), torch.full((1, 27, 4), 9.0)], 1),
+              rows=rows)
+    head.hook("language_model.lm_head", text, rows=torch.ones(10, dtype=torch.bool))
+    sums, count = head.entries()["output.weight"]
+    assert count == 13 and torch.allclose(sums / count, torch.full((4,), 2.5))  # the 9s left out
 
 
 def test_balance_tokens_is_llama_imatrix_summing(matrices, tiny_ckpt: Path, tmp_path: Path) -> None:

@@ -16,6 +16,11 @@ group's mean square count the same: importance = the mean over groups of each gr
 holds sums and token counts as llama.cpp expects (sums = that importance x all tokens seen), so
 ``llama-quantize`` divides back to the same importance.  The vision tower and projector only see
 image tiles: they are summed token by token as ever.
+
+The LM head (``output.weight``) is summed only over the positions whose logits are ever read, those
+whose next token is text (:meth:`~r1v_quant.engine.prompt.Prepared.predicts_text`).  A position
+before an image slot predicts a token the image replaces: most positions of a multimodal sample, whose
+logits no runtime reads, and which would otherwise tune the head's rounding for nothing.
 """
 
 from __future__ import annotations
@@ -67,14 +72,20 @@ class ImatrixCollector:
         assert rows == self.tokens[state], f"{linear}: state {state} has {self.tokens[state]} tokens, not {rows}"
         return self.groups[state]
 
-    def hook(self, linear: str, x: torch.Tensor) -> None:
+    def hook(self, linear: str, x: torch.Tensor, rows: torch.Tensor | None = None) -> None:
+        """Sum ``linear``'s input ``x``; with ``rows`` (bool, one per token), only those tokens' rows."""
         if linear not in self._names:
             self._names[linear] = gguf_names_of(linear)
         names = self._names[linear][1]
         if not names:  # the embedding lookup, the patch convolution: no matrix product llama.cpp quantizes
             return
+        group = self._group(linear, x)  # counted on the whole state, as the engine ran it
+        if rows is not None:
+            x = x.reshape(-1, x.shape[-1])[rows.to(x.device)]
+            if not len(x):
+                return
         by_group = self.stats.setdefault(names[0], {})
-        by_group.setdefault(self._group(linear, x), ChannelStats()).add(x)
+        by_group.setdefault(group, ChannelStats()).add(x)
         for other in names[1:]:  # q, k and v of a fused qkv read the same input
             self.stats[other] = by_group
 

@@ -16,8 +16,9 @@ HELP = """\
 Measure an importance matrix: for every matrix llama.cpp quantizes, the per-input-column sum of squared \
 activations and the token count, over the calibration set with its images through the vision tower and \
 the projector into the language model (llama.cpp's own llama-imatrix sees text only). Covers the language \
-model (blk.N.*, output.weight), the vision tower (v.blk.N.*) and the projector (mm.*), named as in the \
-.gguf files, in llama.cpp's GGUF imatrix format: `r1v-quant gguf --imatrix FILE` and `llama-quantize \
+model (blk.N.*, and output.weight over the positions whose logits are read: not those before an image \
+slot), the vision tower (v.blk.N.*) and the projector (mm.*), named as in the .gguf files, in llama.cpp's \
+GGUF imatrix format: `r1v-quant gguf --imatrix FILE` and `llama-quantize \
 --imatrix FILE` read it.
 """
 

@@ -38,6 +38,12 @@ class Prepared:
     def has_image(self) -> bool:
         return self.pixels is not None
 
+    def predicts_text(self) -> torch.Tensor:
+        """[tokens] bool: the positions whose next token is text, and the last one (what comes after the
+        prompt).  Only their logits are ever read: what a position predicts before an image slot is
+        replaced by the image, so its logits mean nothing."""
+        return torch.cat([~self.image_mask[1:], torch.ones(1, dtype=torch.bool)])
+
 
 class PromptBuilder:
     """Tokenizer + image preprocessing of one checkpoint."""

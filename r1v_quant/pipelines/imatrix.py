@@ -3,7 +3,8 @@
 The calibration samples are prepared as for ``awq`` (images tiled, each sample cut to ``seq_len``
 tokens) and run through the engine unit by unit with every linear's input summed as it goes by
 (:class:`~r1v_quant.calibrate.imatrix.ImatrixCollector`): the vision tower and ``mlp1`` over the image
-tiles, the language model over all tokens, and the LM head's input (the final norm) at the end.
+tiles, the language model over all tokens, and the LM head's input (the final norm) at the end, at
+the positions whose logits are read (next token text, not an image slot).
 ``text_only`` keeps the samples without images and skips the vision tower: what ``llama-imatrix``
 can measure, for comparison.
 
@@ -79,8 +80,9 @@ def compute_imatrix(ckpt: Checkpoint, out: Path, opt: ImatrixOptions, overwrite:
         del states
         head = engine.load("llm.head")
         norm = head["language_model.model.norm.weight"]
-        for x in hidden:  # what output.weight multiplies, without computing the logits
-            collector.hook(LM_HEAD, rms_norm(x, norm, ckpt.config.llm.rms_norm_eps))
+        for x, p in zip(hidden, prepared):  # what output.weight multiplies, where its logits are read
+            collector.hook(LM_HEAD, rms_norm(x, norm, ckpt.config.llm.rms_norm_eps),
+                           rows=p.predicts_text()[: x.shape[1]])
     entries = collector.entries()
     tokens = sum(int(x.shape[1]) for x in hidden)
     kind = "text only" if opt.text_only else f"images and text, {opt.balance} alike"

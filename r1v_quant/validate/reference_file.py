@@ -45,10 +45,9 @@ META_KEY = "r1vref"
 
 
 def scored_positions(p: Prepared) -> torch.Tensor:
-    """Positions whose next token is real text: predicting the next image-slot token means nothing."""
+    """Positions whose next token is real text (:meth:`Prepared.predicts_text` but the last, which has no target)."""
     n = len(p.input_ids)
-    keep = ~p.image_mask[1:]
-    return torch.arange(n - 1)[keep]
+    return torch.arange(n - 1)[p.predicts_text()[: n - 1]]
 
 
 @dataclass
