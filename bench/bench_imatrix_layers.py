@@ -63,14 +63,13 @@ def main() -> None:
     a = ap.parse_args()
     import numpy as np
     import torch
-    from gguf import GGMLQuantizationType
     from gguf.quants import dequantize
 
     from r1v_quant.calibrate.dataset import load_samples
     from r1v_quant.calibrate.imatrix import LM_HEAD, gguf_names_of
     from r1v_quant.calibrate.prompts import prepare_samples
     from r1v_quant.engine import Engine, EngineOptions
-    from r1v_quant.engine.ops import rms_norm
+    from r1v_quant.engine.llm import head_input
     from r1v_quant.formats.gguf_mix import llm_tensor_type
     from r1v_quant.quantize.ggml_encoders import quantize, row_nbytes
     from r1v_quant.read import open_checkpoint
@@ -112,9 +111,9 @@ def main() -> None:
     head_moments: dict[str, torch.Tensor] = {}  # group -> sum of x x^T of the LM head's input, scored positions
     with torch.no_grad():
         hidden = engine.walk(LLM, engine.embed(prepared))
-        norm = engine.load("llm.head")["language_model.model.norm.weight"]
+        head_unit = engine.load("llm.head")
         for x, p in zip(hidden, prepared):
-            flat = rms_norm(x, norm, ckpt.config.llm.rms_norm_eps).reshape(-1, x.shape[-1])[scored_positions(p)]
+            flat = head_input(ckpt.config, head_unit, x).reshape(-1, x.shape[-1])[scored_positions(p)]
             group = HEAD_GROUPS[0] if p.has_image else HEAD_GROUPS[1]
             head_moments[group] = head_moments.get(group, 0) + flat.double().T @ flat.double()
         del hidden
@@ -124,17 +123,25 @@ def main() -> None:
     output_energy = {linear: {g: energy(weights[linear].double(), c) for g, c in second_moments[linear].items()}
                      for linear in linears}  # the denominators: the same whatever the type and importance
 
+    def type_of(t: str, name: str, w: torch.Tensor, m: object) -> object:
+        """The GGML type type ``t``'s mix gives the GGUF tensor ``name`` (row-length fallbacks included)."""
+        layer = int(name.split(".")[1]) if name.startswith("blk.") else None
+        return llm_tensor_type(t, name, tuple(w.shape), layer, n_layers, n_gqa=n_gqa, has_imatrix=m is not None)
+
+    def rounding(qtype: object, name: str, w: torch.Tensor, m: object) -> torch.Tensor:
+        """``w`` encoded as ``qtype`` with importance ``m`` (None: without) and decoded, minus ``w`` (float64)."""
+        importance = None if m is None else torch.from_numpy(m.importance(name))
+        code = quantize(w, qtype.name.lower(), name, importance).numpy()
+        rows_bytes = code.reshape(w.shape[0], row_nbytes(qtype.name.lower(), w.shape[1]))
+        return torch.from_numpy(dequantize(rows_bytes, qtype).astype(np.float64)) - w.double()
+
     def mean_error(t: str, m: object) -> dict[str, float]:
         """Relative output error x 1000 by group, mean over the weight matrices, type ``t``, importance ``m``."""
         errors: dict[str, list[float]] = {g: [] for g in GROUPS}
         for linear in linears:
             name, w = gguf_names_of(linear)[1][0], weights[linear]
-            layer = int(name.split(".")[1]) if name.startswith("blk.") else None
-            qtype = llm_tensor_type(t, name, tuple(w.shape), layer, n_layers, n_gqa=n_gqa, has_imatrix=m is not None)
-            importance = None if m is None else torch.from_numpy(m.importance(name))
-            code = quantize(w, qtype.name.lower(), name, importance).numpy()
-            rows_bytes = code.reshape(w.shape[0], row_nbytes(qtype.name.lower(), w.shape[1]))
-            dw = torch.from_numpy(dequantize(rows_bytes, qtype).astype(np.float64)) - w.double()
+            qtype = type_of(t, name, w, m)
+            dw = rounding(qtype, name, w, m)
             for g, c in second_moments[linear].items():
                 errors[g].append(1000 * energy(dw, c) / output_energy[linear][g])
                 if a.per_tensor:
@@ -160,18 +167,18 @@ def main() -> None:
 
     head = ckpt.read_tensor(LM_HEAD + ".weight").float()
     head_energy = {g: energy(head.double(), c) for g, c in head_moments.items()}
+    head_types = {type_of(t, "output.weight", head, m) for t in TYPES for m in (None, by_window[0]["text-only"])}
+    assert len(head_types) == 1, f"output.weight's type differs between the mixes: {head_types}; one table won't do"
+    head_type = head_types.pop()
 
     def head_error(m: object) -> dict[str, float]:
-        """The LM head's relative output error x 1000 at the scored positions, by prompt group (Q6_K)."""
-        code = quantize(head, "q6_k", "output.weight", None if m is None else torch.from_numpy(m.importance(
-            "output.weight"))).numpy()
-        dw = torch.from_numpy(dequantize(code.reshape(head.shape[0], row_nbytes("q6_k", head.shape[1])),
-                                         GGMLQuantizationType.Q6_K).astype(np.float64)) - head.double()
+        """The LM head's relative output error x 1000 at the scored positions, by prompt group."""
+        dw = rounding(head_type, "output.weight", head, m)
         return {g: 1000 * energy(dw, c) / head_energy[g] for g, c in head_moments.items()}
 
     figures = [{kind: head_error(m) for kind, m in window.items()} for window in by_window]
-    print("output.weight (Q6_K in every mix): relative output error x 1000 at the scored positions, mean over "
-          "the windows; change against the text-only matrix of the same window, windows where lower\n\n"
+    print(f"output.weight ({head_type.name} in every mix): relative output error x 1000 at the scored positions, "
+          "mean over the windows; change against the text-only matrix of the same window, windows where lower\n\n"
           "| importance | " + " | ".join(HEAD_GROUPS) + " | " + " | ".join(f"{g}, vs text-only" for g in HEAD_GROUPS)
           + " |\n|---|" + "---|" * 2 * len(HEAD_GROUPS))
     for kind in figures[0]:

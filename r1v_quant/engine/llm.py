@@ -49,7 +49,12 @@ def rope_for(cfg: ModelConfig, tokens: int, device: torch.device, dtype: torch.d
     return rope_cos_sin(torch.arange(tokens, device=device), cfg.llm.head_dim, cfg.llm.rope_theta, dtype)
 
 
+def head_input(cfg: ModelConfig, w: Linears, x: torch.Tensor) -> torch.Tensor:
+    """What the LM head multiplies: the final norm of the last layer's output (``w``: the head's unit)."""
+    return rms_norm(x, w["language_model.model.norm.weight"], cfg.llm.rms_norm_eps)
+
+
 def lm_head(cfg: ModelConfig, w: Linears, x: torch.Tensor) -> torch.Tensor:
-    h = rms_norm(x, w["language_model.model.norm.weight"], cfg.llm.rms_norm_eps)
+    h = head_input(cfg, w, x)
     name = "language_model.model.embed_tokens" if cfg.llm.tie_word_embeddings else "language_model.lm_head"
     return w(name, h)

@@ -31,7 +31,7 @@ from ..calibrate.dataset import data_hash, default_data_path, load_samples
 from ..calibrate.imatrix import LM_HEAD, ImatrixCollector
 from ..calibrate.prompts import prepare_samples
 from ..engine import Engine, EngineOptions
-from ..engine.ops import rms_norm
+from ..engine.llm import head_input
 from ..engine.runner import COMPUTE_DTYPES
 from ..errors import InputError
 from ..read.checkpoint import Checkpoint
@@ -79,10 +79,8 @@ def compute_imatrix(ckpt: Checkpoint, out: Path, opt: ImatrixOptions, overwrite:
         hidden = engine.walk(LLM, states)
         del states
         head = engine.load("llm.head")
-        norm = head["language_model.model.norm.weight"]
         for x, p in zip(hidden, prepared):  # what output.weight multiplies, where its logits are read
-            collector.hook(LM_HEAD, rms_norm(x, norm, ckpt.config.llm.rms_norm_eps),
-                           rows=p.predicts_text()[: x.shape[1]])
+            collector.hook(LM_HEAD, head_input(ckpt.config, head, x), rows=p.predicts_text()[: x.shape[1]])
     entries = collector.entries()
     tokens = sum(int(x.shape[1]) for x in hidden)
     kind = "text only" if opt.text_only else f"images and text, {opt.balance} alike"
