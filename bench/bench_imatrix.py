@@ -46,6 +46,8 @@ gentler regime.
 (its BF16 reference made once in the work folder, with ``--device`` for it, the matrices and the
 encoders; llama.cpp's runtime runs as its build does).  On a random model the verdict is what these
 weights do with a few percent of rounding error; only the trained model's says what users get.
+``bench/train_tiny.py --out DIR`` trains the tiny checkpoint for a quarter of an hour on a CPU, so
+that ``--model DIR`` can be asked the question on a learned model of the same shape.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Benchmark, side by side in one run: what each importance matrix does to each layer, position by position.
 
 Run:  python bench/bench_imatrix_layers.py --work-dir DIR [--windows 0 1 2] [--eval 32 16] [--held-out 48]
-      [--logit-scale 1] [--per-tensor]
+      [--logit-scale 1] [--per-tensor] [--model DIR]
 
 ``DIR`` is a ``bench_imatrix.py`` work folder (run that first, with the same ``--eval``, ``--held-out``
-and ``--logit-scale``): its tiny checkpoint, eval prompts and the matrices of ``--windows``.  For
+and ``--logit-scale``, or ``--model``): its checkpoint, eval prompts and the matrices of ``--windows``.  For
 each type (Q4_K_M, IQ4_XS, Q3_K_M) and each importance (none, bench_imatrix's two controls, its three
 matrices), every weight matrix of the language model's layers is encoded as the type's mix encodes it
 (row-length fallbacks included) and decoded again, and its output error is measured on the eval
@@ -60,6 +60,7 @@ def main() -> None:
     ap.add_argument("--held-out", type=int, default=0)
     ap.add_argument("--logit-scale", type=float, default=1.0)
     ap.add_argument("--per-tensor", action="store_true", help="also each matrix's figures")
+    ap.add_argument("--model", type=Path, default=None, help="as given to bench_imatrix.py (another checkpoint)")
     a = ap.parse_args()
     import numpy as np
     import torch
@@ -77,10 +78,13 @@ def main() -> None:
     from r1v_quant.read.layout import LLM
     from r1v_quant.validate.reference_file import scored_positions
 
+    if a.model is not None and a.logit_scale != 1.0:
+        sys.exit("--logit-scale names a scaled tiny checkpoint: not with --model")
     model_name = tiny_name(a.logit_scale)
-    if not (a.work_dir / model_name / "config.json").is_file():  # before the reference, which would be built
+    if a.model is None and not (a.work_dir / model_name / "config.json").is_file():  # the reference would build it
         sys.exit(f"{a.work_dir}: no {model_name} checkpoint; run bench_imatrix.py with this work folder first")
-    model, data, _ = tiny_with_reference(a.work_dir, *a.eval, held_out=a.held_out, logit_scale=a.logit_scale)
+    model, data, _ = tiny_with_reference(a.work_dir, *a.eval, held_out=a.held_out, logit_scale=a.logit_scale,
+                                         model=a.model)
     ckpt = open_checkpoint(model)
     by_window = []  # per window: importance kind -> matrix (None: no matrix)
     for d in a.windows:

@@ -135,18 +135,28 @@ def _side_files(out: Path, preset: Preset) -> None:
 
 def build_demo_checkpoint(out: Path, preset: Preset, seed: int = 0, outlier_scale: float = 1.0,
                           overwrite: bool = False, logit_scale: float = 1.0,
-                          on_tensor: Callable[[PlannedTensor], None] | None = None) -> Path:
-    """Write the checkpoint to ``out`` (atomically) and return its path."""
+                          on_tensor: Callable[[PlannedTensor], None] | None = None,
+                          weights: Callable[[str], torch.Tensor] | None = None,
+                          demo_info: dict[str, Any] | None = None) -> Path:
+    """Write the checkpoint to ``out`` (atomically) and return its path.  ``weights(name)``: the
+    tensors to write instead of the seeded random ones (a trained checkpoint), cast to the preset's
+    dtype; ``demo_info``: more keys for the config's ``r1v_quant_demo`` entry (how they were made)."""
     if preset.llm.vocab_size < added_tokens()[-1][0] + 1:
         raise ValueError("vocab_size smaller than the tokenizer")
     dtype = DTYPES[preset.dtype]
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        (tmp / "config.json").write_text(json.dumps(config_dict(preset, seed), indent=2) + "\n")
+        config = config_dict(preset, seed)
+        config["r1v_quant_demo"].update(demo_info or {})
+        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         cfg = load_config(tmp)
         plan = [PlannedTensor(name, dtype, shape) for name, shape in expected_tensors(cfg).items()]
-        write_sharded(tmp, plan, lambda t: make_tensor(t.name, t.shape, t.dtype, seed, outlier_scale,
-                                                           logit_scale),
-                      preset.shard_bytes, on_tensor)
+
+        def tensor(t: PlannedTensor) -> torch.Tensor:
+            if weights is not None:
+                return weights(t.name).to(t.dtype)
+            return make_tensor(t.name, t.shape, t.dtype, seed, outlier_scale, logit_scale)
+
+        write_sharded(tmp, plan, tensor, preset.shard_bytes, on_tensor)
         _side_files(tmp, preset)
     return Path(out)
 

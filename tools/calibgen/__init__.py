@@ -35,6 +35,6 @@ Layout, one domain per module:
 
 from __future__ import annotations
 
-from .build import DEFAULT_OUT, generate, main
+from .build import DEFAULT_OUT, generate, generate_split, main
 
-__all__ = ["DEFAULT_OUT", "generate", "main"]
+__all__ = ["DEFAULT_OUT", "generate", "generate_split", "main"]

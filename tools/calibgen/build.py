@@ -90,6 +90,13 @@ def _split(split: str, n_images: int, n_text: int, seen: set[str]) -> tuple[list
     return [s[2] for s in samples], pngs
 
 
+def _write_jsonl(path: Path, samples: list[dict]) -> Path:
+    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+        for s in samples:
+            fh.write(json.dumps(s, ensure_ascii=False) + "\n")
+    return path
+
+
 def generate(out_dir: Path = DEFAULT_OUT, n_calib_images: int = 128, n_calib_text: int = 64,
              n_eval_images: int = 32, n_eval_text: int = 16) -> None:
     """Write calib.jsonl, eval.jsonl and images/ under out_dir (same output every run)."""
@@ -102,12 +109,28 @@ def generate(out_dir: Path = DEFAULT_OUT, n_calib_images: int = 128, n_calib_tex
         for rel, data in pngs.items():
             (out_dir / rel).write_bytes(data)
             written.add(Path(rel).name)
-        with open(out_dir / f"{split}.jsonl", "w", encoding="utf-8", newline="\n") as fh:
-            for s in samples:
-                fh.write(json.dumps(s, ensure_ascii=False) + "\n")
+        _write_jsonl(out_dir / f"{split}.jsonl", samples)
     for old in (out_dir / "images").glob("*.png"):  # images of a previous, larger run
         if old.name not in written and old.name.startswith(("calib-", "eval-")):
             old.unlink()
+
+
+def generate_split(out_dir: Path, split: str, n_images: int, n_text: int, avoid: Path = DEFAULT_OUT) -> Path:
+    """Write ``<split>.jsonl`` and its images under out_dir: another split of the same kinds (say
+    "train"), sharing no image and no text question with the calib and eval sets in ``avoid``.
+    Returns the JSONL's path."""
+    out_dir, avoid = Path(out_dir), Path(avoid)
+    seen = {hashlib.sha256(png.read_bytes()).hexdigest() for png in (avoid / "images").glob("*.png")}
+    for name in ("calib.jsonl", "eval.jsonl"):
+        for line in (avoid / name).read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            if not row["images"]:
+                seen.add(row["messages"][0]["content"])
+    samples, pngs = _split(split, n_images, n_text, seen)
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    for rel, data in pngs.items():
+        (out_dir / rel).write_bytes(data)
+    return _write_jsonl(out_dir / f"{split}.jsonl", samples)
 
 
 def main(argv: list[str] | None = None) -> None:
