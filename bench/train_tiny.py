@@ -73,27 +73,24 @@ def mean_loss(cfg: ModelConfig, w: Linears, samples: list[Prepared]) -> float:
         return sum(float(forward_loss(cfg, w, s)) for s in samples) / len(samples)
 
 
-def image_use(cfg: ModelConfig, w: Linears, samples: list[Prepared]) -> tuple[float, float]:
-    """Mean loss of the image samples with their own image, and with the next image sample's (same tile
-    count): how much the model reads its images."""
-    with_image = [s for s in samples if s.pixels is not None]
-    swapped = []
+def check(model: Path, max_tiles: int) -> None:
+    """Print a checkpoint's eval loss, and the image prompts' loss with their own image against the next
+    image prompt's (same tile count): how much it reads its images (``--check``)."""
+    ckpt = open_checkpoint(model)
+    cfg, w = ckpt.config, Linears({n: ckpt.read_tensor(n).float() for n in ckpt.tensor_names})
+    held = prepare_samples(ckpt, load_samples(EVAL_DATA), max_tiles)
+    with torch.no_grad():
+        losses = {s.id: float(forward_loss(cfg, w, s)) for s in held}
+    with_image = [s for s in held if s.pixels is not None]
+    own, swapped = [], []
     for k, s in enumerate(with_image):
         other = next((o for o in with_image[k + 1:] + with_image[:k] if o.pixels.shape == s.pixels.shape), None)
         if other is not None:
+            own.append(losses[s.id])
             swapped.append(replace(s, pixels=other.pixels))
-    own = [s for s in with_image if any(t.id == s.id for t in swapped)]
-    return mean_loss(cfg, w, own), mean_loss(cfg, w, swapped)
-
-
-def check(model: Path, max_tiles: int) -> None:
-    """Print a checkpoint's eval loss and how much it reads its images (``--check``)."""
-    ckpt = open_checkpoint(model)
-    w = Linears({n: ckpt.read_tensor(n).float() for n in ckpt.tensor_names})
-    held = prepare_samples(ckpt, load_samples(EVAL_DATA), max_tiles)
-    own, swapped = image_use(ckpt.config, w, held)
-    print(f"{model}: eval loss {mean_loss(ckpt.config, w, held):.3f} nats; image prompts {own:.3f} with their "
-          f"own image, {swapped:.3f} with another's", flush=True)
+    print(f"{model}: eval loss {sum(losses.values()) / len(losses):.3f} nats; image prompts "
+          f"{sum(own) / len(own):.3f} with their own image, {mean_loss(cfg, w, swapped):.3f} with another's",
+          flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
