@@ -11,9 +11,9 @@ Training: next-token cross-entropy at every position whose next token is text (p
 not the positions before an image slot, whose prediction the image replaces), images through the
 vision tower, the projector and the language model, every tensor trained (AdamW, warm-up then cosine
 decay, gradients clipped), on a split the calibration generator draws fresh ("train"): no image and
-no text question of the shipped calibration or eval sets. Seeded (weights, data, order of samples), but
-not bit-reproducible: two runs with the same arguments on one machine ended at eval losses of 3.298 and
-3.286 nats, so keep the checkpoint that a set of measurements was taken on.
+no text question of the shipped calibration or eval sets. Seeded (weights, data, order of samples) and
+run with torch's deterministic algorithms: the same arguments at the same thread count give the same
+bytes (`tests/test_train_tiny.py`; measured on the whole run in the README).
 
     python bench/train_tiny.py --out /tmp/tiny-trained
     python bench/train_tiny.py --check /tmp/tiny-trained    # eval loss; own image against another's
@@ -27,6 +27,7 @@ import math
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -71,6 +72,58 @@ def forward_loss(cfg: ModelConfig, w: Linears, s: Prepared) -> torch.Tensor:
 def mean_loss(cfg: ModelConfig, w: Linears, samples: list[Prepared]) -> float:
     with torch.no_grad():
         return sum(float(forward_loss(cfg, w, s)) for s in samples) / len(samples)
+
+
+@contextmanager
+def deterministic():
+    """Autograd's CPU kernels with a fixed order of accumulation, for the length of a training run.
+
+    Without it the embedding's gradient (many positions adding into the same vocabulary rows on two
+    threads) differed between runs in its last bits, and two runs of the same command ended 0.012 nats
+    apart. Restored afterwards: the flag is process-wide, and tests share the process."""
+    was = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was)
+
+
+def train_steps(cfg: ModelConfig, params: dict[str, torch.Tensor], train: list[Prepared], epochs: int,
+                batch: int, lr: float, seed: int, t0: float) -> None:
+    """Train ``params`` in place: AdamW, linear warm-up then cosine decay to 0, gradients clipped at 1,
+    ``batch`` samples a step in a seeded order. Same arguments and thread count, same bits."""
+    w = Linears(params)
+    opt = torch.optim.AdamW(list(params.values()), lr=lr, weight_decay=0.0)
+    steps = epochs * math.ceil(len(train) / batch)
+    warm = max(1, steps // 20)
+
+    def rate(k: int) -> float:  # linear warm-up, then cosine decay to 0 at the last step
+        if k < warm:
+            return (k + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (k - warm) / max(1, steps - warm))))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, rate)
+    order = torch.Generator().manual_seed(seed)
+    step = 0
+    with deterministic():
+        for epoch in range(epochs):
+            perm = torch.randperm(len(train), generator=order).tolist()
+            for first in range(0, len(perm), batch):
+                group = [train[i] for i in perm[first:first + batch]]
+                opt.zero_grad(set_to_none=True)
+                total = 0.0
+                for s in group:
+                    loss = forward_loss(cfg, w, s) / len(group)
+                    loss.backward()
+                    total += float(loss.detach())
+                torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)
+                opt.step()
+                sched.step()
+                step += 1
+                if step % 10 == 0 or step == steps:
+                    print(f"epoch {epoch + 1} step {step}/{steps}: train loss {total:.3f} "
+                          f"({time.time() - t0:.0f} s)", flush=True)
 
 
 def check(model: Path, max_tiles: int) -> None:
@@ -130,35 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"eval loss before: {before:.3f} nats (uniform over the vocabulary: {math.log(cfg.llm.vocab_size):.3f})",
           flush=True)
 
-    opt = torch.optim.AdamW(list(params.values()), lr=a.lr, weight_decay=0.0)
-    steps = a.epochs * math.ceil(len(train) / a.batch)
-    warm = max(1, steps // 20)
-
-    def rate(k: int) -> float:  # linear warm-up, then cosine decay to 0 at the last step
-        if k < warm:
-            return (k + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (k - warm) / max(1, steps - warm))))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, rate)
-    order = torch.Generator().manual_seed(a.seed)
-    step = 0
-    for epoch in range(a.epochs):
-        perm = torch.randperm(len(train), generator=order).tolist()
-        for first in range(0, len(perm), a.batch):
-            batch = [train[i] for i in perm[first:first + a.batch]]
-            opt.zero_grad(set_to_none=True)
-            total = 0.0
-            for s in batch:
-                loss = forward_loss(cfg, w, s) / len(batch)
-                loss.backward()
-                total += float(loss.detach())
-            torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)
-            opt.step()
-            sched.step()
-            step += 1
-            if step % 10 == 0 or step == steps:
-                print(f"epoch {epoch + 1} step {step}/{steps}: train loss {total:.3f} ({time.time() - t0:.0f} s)",
-                      flush=True)
+    train_steps(cfg, params, train, a.epochs, a.batch, a.lr, a.seed, t0)
     after = mean_loss(cfg, w, held)
     print(f"eval loss after: {after:.3f} nats", flush=True)
     for n, t in params.items():

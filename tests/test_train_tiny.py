@@ -91,3 +91,24 @@ def test_given_weights_are_written_as_the_checkpoint(tmp_path):
         assert torch.equal(again.read_tensor(n), changed[n].to(torch.bfloat16)), n
     assert json.loads((out / "config.json").read_text())["r1v_quant_demo"] == {"preset": "tiny", "seed": 0,
                                                                                  "trained": {"steps": 1}}
+
+
+def test_training_twice_gives_the_same_bits(modules, tmp_path):
+    """Two runs from the same weights and samples end bit for bit alike (the embedding's gradient, summed
+    over repeated tokens on two threads, differed in its last bits before training ran deterministic),
+    and leave the process's deterministic-algorithms flag as it was."""
+    calibgen, train_tiny = modules
+    ckpt = open_checkpoint(build_demo_checkpoint(tmp_path / "m", PRESETS["tiny"]))
+    samples = prepare_samples(ckpt, load_samples(calibgen.generate_split(tmp_path / "d", "train", 1, 1)), max_tiles=2)
+    start = {n: ckpt.read_tensor(n).float() for n in ckpt.tensor_names}
+    flag = torch.are_deterministic_algorithms_enabled()
+    runs = []
+    for _ in range(2):
+        params = {n: t.clone().requires_grad_() for n, t in start.items()}
+        train_tiny.train_steps(ckpt.config, params, samples, epochs=1, batch=1, lr=2e-3, seed=0, t0=0.0)
+        runs.append(params)
+    assert torch.are_deterministic_algorithms_enabled() == flag
+    embed = "language_model.model.embed_tokens.weight"
+    assert not torch.equal(runs[0][embed].detach(), start[embed])  # it trained
+    for n in start:
+        assert torch.equal(runs[0][n].detach(), runs[1][n].detach()), n
