@@ -13,7 +13,7 @@ vision tower, the projector and the language model, every tensor trained (AdamW,
 decay, gradients clipped), on a split the calibration generator draws fresh ("train"): no image and
 no text question of the shipped calibration or eval sets. Seeded (weights, data, order of samples) and
 run with torch's deterministic algorithms: the same arguments at the same thread count give the same
-bytes (`tests/test_train_tiny.py`; measured on the whole run in the README).
+bytes (`tests/test_train_tiny.py`, and two 6-step runs of this script; the 144-step run was made once).
 
     python bench/train_tiny.py --out /tmp/tiny-trained
     python bench/train_tiny.py --check /tmp/tiny-trained    # eval loss; own image against another's
